@@ -7,7 +7,9 @@
 //! [`pipeline`] driver sit at the edges.
 
 pub mod bus;
+pub mod data;
 pub mod events;
+pub mod generator;
 pub mod ingest;
 pub mod load;
 pub mod pipeline;
