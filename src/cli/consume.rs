@@ -1,0 +1,105 @@
+//! `tickscale consume`: prints a topic's events as JSON lines, in event-time order across
+//! partitions.
+
+use std::io::Write;
+
+use anyhow::Context;
+use tickscale::bus::EmbeddedLog;
+use tickscale::events::{Codec, Event};
+
+use super::StateArgs;
+
+const GROUP_PREFIX: &str = "consume/";
+
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    /// The topic, such as scaling.decisions.
+    topic: String,
+    /// Starts at the first event instead of after the group's last position.
+    #[arg(long)]
+    from_beginning: bool,
+    /// The output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    format: OutputFormat,
+    /// The consumer group whose position is kept between calls.
+    #[arg(long, default_value = "cli")]
+    group: String,
+    /// Stops after this many events.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum OutputFormat {
+    /// One JSON object per line.
+    Json,
+}
+
+pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    let topology = args.state.topology()?;
+    let topic = topology.topic(&args.topic).with_context(|| {
+        let names: Vec<_> = topology.topics.iter().map(|t| t.name.as_str()).collect();
+        format!("unknown topic `{}`; the topics are {}", args.topic, names.join(", "))
+    })?;
+    anyhow::ensure!(
+        args.state.state.exists(),
+        "no state folder at {}: run `tickscale run` first, or pass --state DIR",
+        args.state.state.display()
+    );
+    let log = EmbeddedLog::open(&args.state.state, &topology.topics)?;
+    let group = format!("{GROUP_PREFIX}{}", args.group);
+
+    let mut lines = Vec::new();
+    let mut ends = Vec::new();
+    for partition in 0..topic.partitions {
+        let from = match args.from_beginning {
+            true => 0,
+            false => log.position(&group, &topic.name, partition)?.unwrap_or(0),
+        };
+        let records = log.read(&topic.name, partition, from, usize::MAX)?;
+        ends.push((partition, records.last().map_or(from, |r| r.offset + 1)));
+        for record in records {
+            let (time, json) = to_json(&topic.schema, &record.value)
+                .with_context(|| format!("{} partition {partition} offset {}", topic.name, record.offset))?;
+            lines.push((time, partition, record.offset, json));
+        }
+    }
+    lines.sort_by_key(|(time, partition, offset, _)| (*time, *partition, *offset));
+
+    print_lines(&lines, args.limit)?;
+    let mut tx = log.transaction();
+    for (partition, end) in ends {
+        tx.set_position(&group, &topic.name, partition, end);
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn print_lines(lines: &[(i64, u32, u64, String)], limit: Option<usize>) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (_, _, _, json) in lines.iter().take(limit.unwrap_or(usize::MAX)) {
+        if writeln!(out, "{json}").is_err() {
+            return Ok(()); // The reader went away (a closed pipe): not an error.
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}
+
+/// Decodes one record of the schema named `schema` and returns its event time and JSON.
+fn to_json(schema: &str, bytes: &[u8]) -> anyhow::Result<(i64, String)> {
+    use tickscale::events::*;
+    macro_rules! try_type {
+        ($ty:ident) => {
+            if schema == <$ty as Event>::NAME {
+                let event: $ty = Codec::<$ty>::new().decode(&mut &bytes[..])?;
+                return Ok((event.event_time_us(), serde_json::to_string(&event)?));
+            }
+        };
+    }
+    tickscale::for_each_event!(try_type);
+    anyhow::bail!("no event type has the schema `{schema}`")
+}

@@ -1,0 +1,55 @@
+//! Command-line parsing and the commands.
+
+mod consume;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Scales the services of a trading platform ahead of the load that markets bring.
+#[derive(Debug, Parser)]
+#[command(name = "tickscale", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the pipeline on the embedded log: the built-in market by default, or real files.
+    Run(run::RunArgs),
+    /// Prints the events of a topic from the embedded log.
+    Consume(consume::ConsumeArgs),
+}
+
+/// Where the embedded log lives, and which topology to use.
+#[derive(Debug, clap::Args)]
+struct StateArgs {
+    /// The state folder: the embedded log, stage state and offsets.
+    #[arg(long, default_value = ".tickscale", value_name = "DIR")]
+    state: PathBuf,
+    /// A folder with topics.toml and services.toml [default: the built-in topology]
+    #[arg(long, value_name = "DIR")]
+    topology: Option<PathBuf>,
+}
+
+impl StateArgs {
+    fn topology(&self) -> anyhow::Result<tickscale::topology::Topology> {
+        Ok(match &self.topology {
+            Some(dir) => tickscale::topology::Topology::load(dir)?,
+            None => tickscale::topology::Topology::builtin()?,
+        })
+    }
+}
+
+/// Runs the command that `cli` names.
+///
+/// # Errors
+/// Whatever the command failed with, for `main` to print.
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Consume(args) => consume::consume(args),
+    }
+}

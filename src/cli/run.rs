@@ -1,0 +1,166 @@
+//! `tickscale run`: the pipeline on the embedded log, with a live summary.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use tickscale::bus::EmbeddedLog;
+use tickscale::generator::GeneratorConfig;
+use tickscale::ingest::Format;
+use tickscale::pipeline::{self, Progress, Report, RunPlan, SourceSpec, StageConfig, Stages};
+use tickscale::stages::decide::Policy;
+
+use super::StateArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Market recordings to run on (trades, quotes, bars, VIX); without any, the built-in
+    /// market generator runs.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    ticks: Vec<PathBuf>,
+    /// The format of every --ticks file [default: detected from the content]
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<Format>,
+    /// Takes a service's load from a workload trace instead of the market, as SERVICE=FILE.
+    #[arg(long, value_name = "SERVICE=FILE")]
+    load: Vec<String>,
+    /// The scaling policy.
+    #[arg(long, value_enum, default_value = "predictive")]
+    policy: PolicyArg,
+    /// Feature window length in seconds (also the decision interval).
+    #[arg(long, default_value_t = 15)]
+    window: i64,
+    /// Seed of the built-in market generator.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Discards the state folder's earlier run before starting.
+    #[arg(long)]
+    fresh: bool,
+    /// Input events between checkpoints.
+    #[arg(long, default_value_t = 50_000)]
+    checkpoint_every: u64,
+    /// Event-time seconds between two lines of the live summary (0: none).
+    #[arg(long, default_value_t = 1800, value_name = "SECONDS")]
+    summary_every: i64,
+    #[command(flatten)]
+    state: StateArgs,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PolicyArg {
+    /// The Kubernetes HPA rule on CPU utilisation (reactive).
+    Hpa,
+    /// Provisions for the forecast load one pod start-up ahead, never below the HPA.
+    Predictive,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let topology = args.state.topology()?;
+    let plan = plan(&args, &topology)?;
+    if args.fresh && args.state.state.exists() {
+        std::fs::remove_dir_all(&args.state.state)
+            .with_context(|| format!("failed to remove {}", args.state.state.display()))?;
+    }
+    let log = EmbeddedLog::open(&args.state.state, &topology.topics)?;
+
+    let started = std::time::Instant::now();
+    let mut header_printed = false;
+    let mut on_progress = |progress: Progress<'_>| match progress {
+        Progress::Summary { ts_us, regime, stages } if args.summary_every > 0 => {
+            if !header_printed {
+                print_header(stages);
+                header_printed = true;
+            }
+            print_summary(ts_us, regime, stages);
+        }
+        Progress::Summary { .. } => {}
+        Progress::Checkpoint { counters } => {
+            tracing::info!(events = counters.events_in, decisions = counters.decisions, "Checkpoint committed.");
+        }
+    };
+    let report = pipeline::run(&log, &topology, &plan, &mut on_progress)?;
+    print_report(&report, &args.state.state, started.elapsed());
+    Ok(())
+}
+
+fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Result<RunPlan> {
+    let mut sources: Vec<SourceSpec> =
+        args.ticks.iter().map(|path| SourceSpec::Market { path: path.clone(), format: args.format }).collect();
+    if sources.is_empty() {
+        sources.push(SourceSpec::Generator(GeneratorConfig { seed: args.seed, ..GeneratorConfig::default() }));
+    }
+    for mapping in &args.load {
+        let (service, file) = mapping
+            .split_once('=')
+            .with_context(|| format!("--load {mapping}: expected SERVICE=FILE"))?;
+        anyhow::ensure!(
+            topology.service(service).is_some(),
+            "--load {mapping}: no service `{service}` in the topology; the services are {}",
+            topology.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+        sources.push(SourceSpec::Load { service: service.to_string(), path: file.into(), format: None });
+    }
+
+    let mut config = StageConfig::default();
+    config.features.window_s = args.window;
+    config.predict.window_s = args.window;
+    config.decide.decision_interval_s = args.window;
+    config.decide.policy = match args.policy {
+        PolicyArg::Hpa => Policy::Hpa,
+        PolicyArg::Predictive => Policy::Predictive,
+    };
+    Ok(RunPlan {
+        sources,
+        config,
+        checkpoint_every: args.checkpoint_every.max(1),
+        summary_every_s: args.summary_every.max(1),
+    })
+}
+
+fn time(ts_us: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(ts_us)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ts_us.to_string())
+}
+
+fn print_header(stages: &Stages) {
+    let names: Vec<String> = stages.services().iter().map(|s| format!("{:>12}", s.name)).collect();
+    println!("{:<21} {:<9} {}   (replicas, load/s)", "event time", "regime", names.join(" "));
+}
+
+fn print_summary(ts_us: i64, regime: &str, stages: &Stages) {
+    let cells: Vec<String> = stages
+        .latest
+        .iter()
+        .map(|d| match d {
+            Some(d) => format!("{:>3} {:>8.0}", d.desired_replicas, d.observed_load),
+            None => format!("{:>12}", "-"),
+        })
+        .collect();
+    println!("{:<21} {:<9} {}", time(ts_us), regime, cells.join(" "));
+}
+
+fn print_report(report: &Report, state: &std::path::Path, elapsed: std::time::Duration) {
+    let c = &report.counters;
+    if report.already_complete {
+        println!("This run had already finished in {}; nothing to do.", state.display());
+    } else if report.resumed {
+        println!("Resumed from the last checkpoint in {} and finished.", state.display());
+    }
+    println!(
+        "events in {}, dead letters {}, windows {}, decisions {} ({} changed replicas), SLO-violating windows {}, drift alarms {}{}",
+        c.events_in,
+        c.dead_letters,
+        c.windows,
+        c.decisions,
+        c.scale_changes,
+        c.slo_violations,
+        c.drift_alarms,
+        if report.already_complete { String::new() } else { format!(", {:.1} s", elapsed.as_secs_f64()) }
+    );
+    for ((spec, latest), (peak, peak_ts)) in report.services.iter().zip(&report.latest).zip(&report.peak) {
+        let last = latest.as_ref().map_or(0, |d| d.desired_replicas);
+        println!("  {:<12} peak {:>3} replicas at {}, last {}", spec.name, peak, time(*peak_ts), last);
+    }
+    println!("Decisions: tickscale consume scaling.decisions --from-beginning --state {}", state.display());
+}

@@ -1,0 +1,45 @@
+//! Helpers for tests that run the `tickscale` binary.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn tickscale() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tickscale"))
+}
+
+pub fn data(relative: &str) -> PathBuf {
+    tickscale::data::shared_data_file(relative)
+}
+
+/// Runs `tickscale ARGS` and returns its output, failing the test with stderr when it fails.
+pub fn ok(args: &[&str]) -> Output {
+    let output = tickscale().args(args).output().expect("start tickscale");
+    assert!(
+        output.status.success(),
+        "tickscale {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Returns the events of `topic` in `state` as parsed JSON objects.
+pub fn consume(state: &Path, topic: &str) -> Vec<serde_json::Value> {
+    let state = state.to_str().expect("utf-8 path");
+    let output = ok(&["consume", topic, "--from-beginning", "--format", "json", "--state", state]);
+    String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
