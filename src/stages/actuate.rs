@@ -89,6 +89,29 @@ impl SimulatedService {
     fn asked(&self) -> i64 {
         self.pods.len() as i64
     }
+
+    /// Asks for `count` pods at `now_us`, ready `startup_s` later; returns a detail line.
+    fn start_pods(&mut self, now_us: i64, count: i64, startup_s: i64) -> String {
+        let ready_us = now_us.saturating_add(startup_s.saturating_mul(MICROS));
+        let pod = SimulatedPod {
+            created_us: now_us,
+            ready_us,
+        };
+        self.pods.extend(std::iter::repeat_n(
+            pod,
+            usize::try_from(count).unwrap_or(0),
+        ));
+        format!("started {count} pods, ready at {ready_us} us")
+    }
+
+    /// Removes pods down to `keep`, newest first; returns a detail line.
+    fn remove_newest(&mut self, keep: i64) -> String {
+        let before = self.asked();
+        // Newest first: the latest to become ready, then the latest asked for.
+        self.pods.sort_by_key(|p| (p.ready_us, p.created_us));
+        self.pods.truncate(usize::try_from(keep).unwrap_or(0));
+        format!("removed {} pods", before - self.asked())
+    }
 }
 
 /// The actuate stage against a simulated cluster.
@@ -189,22 +212,9 @@ impl SimulatedCluster {
         }
 
         let detail = if to > from {
-            let ready_us = decision
-                .ts_us
-                .saturating_add(spec.startup_s.saturating_mul(MICROS));
-            let pod = SimulatedPod {
-                created_us: decision.ts_us,
-                ready_us,
-            };
-            state
-                .pods
-                .extend(std::iter::repeat_n(pod, (to - from) as usize));
-            format!("started {} pods, ready at {ready_us} us", to - from)
+            state.start_pods(decision.ts_us, to - from, spec.startup_s)
         } else {
-            // Newest first: the latest to become ready, then the latest asked for.
-            state.pods.sort_by_key(|p| (p.ready_us, p.created_us));
-            state.pods.truncate(usize::try_from(to).unwrap_or(0));
-            format!("removed {} pods", from - to)
+            state.remove_newest(to)
         };
         outcome(ActuationStatus::Applied, to, detail)
     }

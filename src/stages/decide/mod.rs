@@ -210,41 +210,7 @@ impl DecisionEngine {
         });
         let candidate = self.candidate(spec, forecast, reactive.replicas);
 
-        let mut bounds = Vec::new();
-        if reactive.held_by_tolerance && candidate.rule != "forecast" {
-            bounds.push("tolerance");
-        }
-        let desired = if current > spec.max_replicas || current < spec.min_replicas {
-            // The controller corrects an out-of-range count before looking at metrics.
-            let limited = hpa::limit(
-                current,
-                current,
-                spec.min_replicas,
-                spec.max_replicas,
-                false,
-            );
-            bounds.extend(limited.bounds);
-            limited.replicas
-        } else {
-            let stabilized = self
-                .stabilizers
-                .entry(spec.name.clone())
-                .or_default()
-                .stabilize(
-                    now_us,
-                    candidate.replicas,
-                    current,
-                    self.config.scale_down_stabilization_s,
-                    self.config.scale_up_stabilization_s,
-                );
-            if stabilized != candidate.replicas {
-                bounds.push("stabilization");
-            }
-            let (min, max) = (spec.min_replicas, spec.max_replicas);
-            let limited = hpa::limit(current, stabilized, min, max, candidate.scale_up_limit);
-            bounds.extend(limited.bounds);
-            limited.replicas
-        };
+        let (desired, bounds) = self.normalize(spec, now_us, current, &candidate, &reactive);
 
         let reason = reason_line(
             spec, forecast, &reactive, &candidate, current, desired, &bounds,
@@ -273,6 +239,47 @@ impl DecisionEngine {
             bounds: bounds.into_iter().map(str::to_string).collect(),
             reason,
         }
+    }
+
+    /// Returns the answer after stabilisation and the replica bounds, with the bounds that
+    /// changed it.
+    fn normalize(
+        &mut self,
+        spec: &ServiceSpec,
+        now_us: i64,
+        current: i64,
+        candidate: &Candidate,
+        reactive: &hpa::Recommendation,
+    ) -> (i64, Vec<&'static str>) {
+        let (min, max) = (spec.min_replicas, spec.max_replicas);
+        let mut bounds = Vec::new();
+        if reactive.held_by_tolerance && candidate.rule != "forecast" {
+            bounds.push("tolerance");
+        }
+        if current > max || current < min {
+            // The controller corrects an out-of-range count before looking at metrics.
+            let limited = hpa::limit(current, current, min, max, false);
+            bounds.extend(limited.bounds);
+            return (limited.replicas, bounds);
+        }
+
+        let stabilized = self
+            .stabilizers
+            .entry(spec.name.clone())
+            .or_default()
+            .stabilize(
+                now_us,
+                candidate.replicas,
+                current,
+                self.config.scale_down_stabilization_s,
+                self.config.scale_up_stabilization_s,
+            );
+        if stabilized != candidate.replicas {
+            bounds.push("stabilization");
+        }
+        let limited = hpa::limit(current, stabilized, min, max, candidate.scale_up_limit);
+        bounds.extend(limited.bounds);
+        (limited.replicas, bounds)
     }
 
     /// Returns the policy's answer before stabilisation and bounds.

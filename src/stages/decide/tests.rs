@@ -355,8 +355,8 @@ fn thousands_groups_digits() {
 }
 
 /// Runs one policy over a load series through the simulated cluster and returns the desired
-/// replicas after each window.
-fn run_policy(policy: Policy, loads: &[f64]) -> Vec<i64> {
+/// replicas after each window and the windows that broke the SLO.
+fn run_policy(policy: Policy, loads: &[f64]) -> (Vec<i64>, usize) {
     let spec = ServiceSpec {
         max_replicas: 60,
         initial_replicas: 4,
@@ -368,7 +368,7 @@ fn run_policy(policy: Policy, loads: &[f64]) -> Vec<i64> {
         policy,
         ..Default::default()
     });
-    let mut desired = Vec::new();
+    let (mut desired, mut violations) = (Vec::new(), 0);
     for (i, load) in loads.iter().enumerate() {
         let start = i as i64 * 15 * S;
         let feature = FeatureVector {
@@ -389,12 +389,13 @@ fn run_policy(policy: Policy, loads: &[f64]) -> Vec<i64> {
             late_events: 0,
         };
         let observed = cluster.observe(&spec, &feature);
+        violations += usize::from(observed.slo_violated);
         let forecast = forecaster.on_features(&feature);
         let decision = engine.decide(&spec, &forecast, &regime(), &observed);
         cluster.apply(&spec, &decision);
         desired.push(decision.desired_replicas);
     }
-    desired
+    (desired, violations)
 }
 
 #[test]
@@ -403,8 +404,8 @@ fn predictive_reaches_the_needed_replicas_windows_before_the_hpa_on_a_ramp() {
     let loads: Vec<f64> = (0..80)
         .map(|i| 200.0 + 40.0 * (i - 10).clamp(0, 60) as f64)
         .collect();
-    let hpa = run_policy(Policy::Hpa, &loads);
-    let predictive = run_policy(Policy::Predictive, &loads);
+    let (hpa, _) = run_policy(Policy::Hpa, &loads);
+    let (predictive, _) = run_policy(Policy::Predictive, &loads);
     let first_at = |series: &[i64], n: i64| series.iter().position(|d| *d >= n);
 
     for n in [15, 25, 35] {
@@ -416,4 +417,17 @@ fn predictive_reaches_the_needed_replicas_windows_before_the_hpa_on_a_ramp() {
         );
         assert!(p + 3 <= h, "{n} pods: predictive at {p}, hpa at {h}");
     }
+}
+
+#[test]
+fn predictive_breaks_the_slo_in_fewer_windows_than_the_hpa_on_a_steep_ramp() {
+    // +120/s per window for 25 windows. Measured: HPA 9 windows over the SLO, predictive 5
+    // (at +40/s both have none; at +200/s, 15 against 6). Predictive still misses some: the
+    // trend takes a few windows to learn, and pods asked for take 30 s to serve.
+    let loads: Vec<f64> = (0..60)
+        .map(|i| 200.0 + 120.0 * (i - 10).clamp(0, 25) as f64)
+        .collect();
+    let (_, hpa_violations) = run_policy(Policy::Hpa, &loads);
+    let (_, predictive_violations) = run_policy(Policy::Predictive, &loads);
+    assert_eq!((hpa_violations, predictive_violations), (9, 5));
 }
