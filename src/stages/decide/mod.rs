@@ -1,0 +1,382 @@
+//! The scaling decision: how many replicas each service should run, and why.
+//!
+//! **Consumes**, per service and closed window, the [`LoadForecast`] made at its end, the
+//! [`MarketRegime`] and the [`ObservedOutcome`] (replicas, ready replicas, CPU utilisation).
+//! **Produces** one [`ScalingDecision`] per call, id `decision/<service>/<ts_us>`, with every
+//! input that shaped it, the rule that set it, the bounds that changed it and a reason line.
+//! **Keeps**, per service, the recent recommendations for the stabilisation windows.
+//! **Guarantees**: the same inputs in the same order give the same decisions.
+//!
+//! Two policies:
+//!
+//! - [`Policy::Hpa`]: the Kubernetes HPA on CPU utilisation ([`hpa`]): replica calculator,
+//!   scale-down stabilisation, scale-up limit `max(2 × current, 4)`, min/max bounds.
+//! - [`Policy::Predictive`]: provisions for the forecast load at `now + startup_s +
+//!   decision_interval_s` ([`predictive`]), never below what the HPA asks
+//!   (`max(reactive, predictive)`), through the same stabilisation and min/max bounds. It does
+//!   not apply the HPA's scale-up limit: the forecast is the reason to jump ahead. When the
+//!   forecast's confidence is below the threshold, it falls back to the HPA path, scale-up limit
+//!   included, with rule `fallback-low-confidence`.
+//!
+//! # Caveats
+//!
+//! The HPA is simplified in the places listed in [`hpa`]'s module doc. When the current count
+//! is already outside `[min, max]`, the answer is the nearest bound and nothing is recorded for
+//! stabilisation, as the controller does.
+
+pub mod hpa;
+pub mod predictive;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::events::{LoadForecast, MarketRegime, ObservedOutcome, ScalingDecision};
+use crate::topology::ServiceSpec;
+
+use hpa::{HpaInput, Stabilizer};
+
+/// What can be wrong with the decide stage's settings; none of these is worth retrying.
+#[derive(Debug, Error, PartialEq)]
+pub enum Error {
+    /// The policy name is not one this stage knows.
+    #[error("unknown scaling policy {0:?}: expected \"hpa\" or \"predictive\"")]
+    UnknownPolicy(String),
+    /// A setting is out of its range.
+    #[error("setting {name} is out of range: {value}")]
+    OutOfRange { name: &'static str, value: f64 },
+}
+
+/// How replicas are chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// The Kubernetes HPA on CPU utilisation.
+    Hpa,
+    /// Forecast-driven, never below the HPA.
+    Predictive,
+}
+
+impl Policy {
+    /// Returns the policy's name as written in decisions and accepted by `FromStr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Hpa => "hpa",
+            Policy::Predictive => "predictive",
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Policy {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "hpa" => Ok(Policy::Hpa),
+            "predictive" => Ok(Policy::Predictive),
+            _ => Err(Error::UnknownPolicy(s.to_string())),
+        }
+    }
+}
+
+/// Settings of the decide stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecideConfig {
+    /// How replicas are chosen.
+    pub policy: Policy,
+    /// Usage ratios within `1 ± tolerance` keep the current count (the HPA's 0.1).
+    pub tolerance: f64,
+    /// Seconds over which the highest recommendation holds a scale-down (the HPA's 300).
+    pub scale_down_stabilization_s: i64,
+    /// Seconds over which the lowest recommendation holds a scale-up (the HPA's default 0).
+    pub scale_up_stabilization_s: i64,
+    /// Forecasts whose confidence is below this fall back to the HPA.
+    pub confidence_threshold: f64,
+    /// Seconds between decisions: the window length.
+    pub decision_interval_s: i64,
+    /// Where in the forecast interval to provision: 0 the point, 1 the upper bound.
+    pub headroom: f64,
+}
+
+impl Default for DecideConfig {
+    fn default() -> Self {
+        Self {
+            policy: Policy::Predictive,
+            tolerance: 0.1,
+            scale_down_stabilization_s: 300,
+            scale_up_stabilization_s: 0,
+            confidence_threshold: 0.5,
+            decision_interval_s: 15,
+            headroom: 0.5,
+        }
+    }
+}
+
+impl DecideConfig {
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// Returns the first setting out of range.
+    pub fn validate(&self) -> Result<(), Error> {
+        let checks = [
+            ("tolerance", self.tolerance, self.tolerance >= 0.0),
+            (
+                "headroom",
+                self.headroom,
+                (0.0..=1.0).contains(&self.headroom),
+            ),
+            (
+                "confidence_threshold",
+                self.confidence_threshold,
+                (0.0..=1.0).contains(&self.confidence_threshold),
+            ),
+            (
+                "scale_down_stabilization_s",
+                self.scale_down_stabilization_s as f64,
+                self.scale_down_stabilization_s >= 0,
+            ),
+            (
+                "scale_up_stabilization_s",
+                self.scale_up_stabilization_s as f64,
+                self.scale_up_stabilization_s >= 0,
+            ),
+            (
+                "decision_interval_s",
+                self.decision_interval_s as f64,
+                self.decision_interval_s > 0,
+            ),
+        ];
+        match checks.into_iter().find(|(_, _, ok)| !ok) {
+            Some((name, value, _)) => Err(Error::OutOfRange { name, value }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The decide stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionEngine {
+    config: DecideConfig,
+    stabilizers: BTreeMap<String, Stabilizer>,
+}
+
+/// The answer before stabilisation, with what it came from.
+struct Candidate {
+    replicas: i64,
+    rule: &'static str,
+    plan: Option<predictive::Plan>,
+    scale_up_limit: bool,
+}
+
+impl DecisionEngine {
+    /// Returns an engine with no history; call [`DecideConfig::validate`] first.
+    pub fn new(config: DecideConfig) -> Self {
+        Self {
+            config,
+            stabilizers: BTreeMap::new(),
+        }
+    }
+
+    /// Returns the settings.
+    pub fn config(&self) -> &DecideConfig {
+        &self.config
+    }
+
+    /// Decides the replicas of `spec`'s service at the end of the window `observed` covers.
+    pub fn decide(
+        &mut self,
+        spec: &ServiceSpec,
+        forecast: &LoadForecast,
+        regime: &MarketRegime,
+        observed: &ObservedOutcome,
+    ) -> ScalingDecision {
+        let now_us = observed.window_end_us;
+        let current = observed.replicas;
+        let reactive = hpa::recommend(HpaInput {
+            current,
+            ready: observed.ready_replicas,
+            utilization: observed.utilization,
+            target: spec.target_utilization_percent,
+            tolerance: self.config.tolerance,
+        });
+        let candidate = self.candidate(spec, forecast, reactive.replicas);
+
+        let (desired, bounds) = self.normalize(spec, now_us, current, &candidate, &reactive);
+
+        let reason = reason_line(
+            spec, forecast, &reactive, &candidate, current, desired, &bounds,
+        );
+        let predictive = candidate.plan.as_ref();
+        ScalingDecision {
+            id: format!("decision/{}/{now_us}", spec.name),
+            service: spec.name.clone(),
+            ts_us: now_us,
+            current_replicas: current,
+            desired_replicas: desired,
+            policy: self.config.policy.as_str().to_string(),
+            strategy: match self.config.policy {
+                Policy::Hpa => "reactive",
+                Policy::Predictive => "balanced",
+            }
+            .to_string(),
+            forecast_id: predictive.map(|_| forecast.id.clone()),
+            forecast_load: predictive.map(|p| p.load),
+            observed_load: observed.load,
+            observed_utilization: observed.utilization,
+            reactive_replicas: reactive.replicas,
+            predictive_replicas: predictive.map(|p| p.replicas),
+            regime: format!("{:?}", regime.regime).to_lowercase(),
+            rule: candidate.rule.to_string(),
+            bounds: bounds.into_iter().map(str::to_string).collect(),
+            reason,
+        }
+    }
+
+    /// Returns the answer after stabilisation and the replica bounds, with the bounds that
+    /// changed it.
+    fn normalize(
+        &mut self,
+        spec: &ServiceSpec,
+        now_us: i64,
+        current: i64,
+        candidate: &Candidate,
+        reactive: &hpa::Recommendation,
+    ) -> (i64, Vec<&'static str>) {
+        let (min, max) = (spec.min_replicas, spec.max_replicas);
+        let mut bounds = Vec::new();
+        if reactive.held_by_tolerance && candidate.rule != "forecast" {
+            bounds.push("tolerance");
+        }
+        if current > max || current < min {
+            // The controller corrects an out-of-range count before looking at metrics.
+            let limited = hpa::limit(current, current, min, max, false);
+            bounds.extend(limited.bounds);
+            return (limited.replicas, bounds);
+        }
+
+        let stabilized = self
+            .stabilizers
+            .entry(spec.name.clone())
+            .or_default()
+            .stabilize(
+                now_us,
+                candidate.replicas,
+                current,
+                self.config.scale_down_stabilization_s,
+                self.config.scale_up_stabilization_s,
+            );
+        if stabilized != candidate.replicas {
+            bounds.push("stabilization");
+        }
+        let limited = hpa::limit(current, stabilized, min, max, candidate.scale_up_limit);
+        bounds.extend(limited.bounds);
+        (limited.replicas, bounds)
+    }
+
+    /// Returns the policy's answer before stabilisation and bounds.
+    fn candidate(&self, spec: &ServiceSpec, forecast: &LoadForecast, reactive: i64) -> Candidate {
+        let hpa_only = |rule, plan| Candidate {
+            replicas: reactive,
+            rule,
+            plan,
+            scale_up_limit: true,
+        };
+        match self.config.policy {
+            Policy::Hpa => hpa_only("hpa", None),
+            Policy::Predictive => {
+                let plan = predictive::plan(
+                    spec,
+                    forecast,
+                    self.config.decision_interval_s,
+                    self.config.headroom,
+                );
+                if forecast.confidence < self.config.confidence_threshold {
+                    return hpa_only("fallback-low-confidence", Some(plan));
+                }
+                let rule = if plan.replicas >= reactive {
+                    "forecast"
+                } else {
+                    "hpa"
+                };
+                Candidate {
+                    replicas: plan.replicas.max(reactive),
+                    rule,
+                    plan: Some(plan),
+                    scale_up_limit: false,
+                }
+            }
+        }
+    }
+}
+
+/// Returns the one-line reason, e.g. "forecast 8,420/s at +75 s needs 6 pods (HPA asks 4);
+/// scaling 3 -> 6".
+fn reason_line(
+    spec: &ServiceSpec,
+    forecast: &LoadForecast,
+    reactive: &hpa::Recommendation,
+    candidate: &Candidate,
+    current: i64,
+    desired: i64,
+    bounds: &[&str],
+) -> String {
+    let hpa_part = format!(
+        "utilization {:.1}% vs target {}% asks {} pods{}",
+        reactive.usage_ratio * spec.target_utilization_percent,
+        spec.target_utilization_percent,
+        reactive.replicas,
+        reactive.note.map(|n| format!(" ({n})")).unwrap_or_default(),
+    );
+    let why = match (candidate.rule, &candidate.plan) {
+        ("fallback-low-confidence", _) => format!(
+            "forecast confidence {:.2} below threshold, falling back to HPA: {hpa_part}",
+            forecast.confidence
+        ),
+        (_, Some(plan)) => format!(
+            "forecast {}/s at +{} s needs {} pods (HPA asks {})",
+            thousands(plan.load),
+            plan.horizon_s,
+            plan.replicas,
+            reactive.replicas
+        ),
+        _ => hpa_part,
+    };
+    let action = if desired == current {
+        format!("keeping {current}")
+    } else {
+        format!("scaling {current} -> {desired}")
+    };
+    if bounds.is_empty() {
+        format!("{why}; {action}")
+    } else {
+        format!("{why}; {action} (bounded by {})", bounds.join(", "))
+    }
+}
+
+/// Returns `x` rounded to a whole number with thousands separators: 8420.4 → "8,420".
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.abs());
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < -0.5 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
