@@ -250,7 +250,7 @@ mod tests {
     fn read_bars(path: &Path) -> (Vec<Bar>, usize) {
         let mut bars = Vec::new();
         let mut errors = 0;
-        for item in open(path, Some(Format::Bars)).unwrap() {
+        for item in open(path, Some(Format::Bars)).expect("opens the file") {
             match item {
                 Ok(SourceEvent::Bar(bar)) => bars.push(bar),
                 Ok(other) => panic!("not a bar: {other:?}"),
@@ -274,7 +274,7 @@ mod tests {
             (first.open, first.high, first.low, first.close),
             (46319.0, 46385.0, 46319.0, 46377.0)
         );
-        assert_eq!(first.volume, Some(2_300_413.7295));
+        assert_eq!(first.volume, Some(2_300_413.729_5));
         assert_eq!((last.ts_us, last.close), (1_643_693_460_000_000, 38544.0));
     }
 
@@ -340,9 +340,9 @@ mod tests {
 
     #[test]
     fn bad_bar_rows_are_refused_and_five_minute_bars_get_a_300_s_interval() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("creates a temp file");
         let path = dir.path().join("eurusd-5m.csv");
-        let mut file = std::fs::File::create(&path).unwrap();
+        let mut file = std::fs::File::create(&path).expect("creates a temp file");
         write!(
             file,
             "timestamp,open,high,low,close\n\
@@ -352,9 +352,9 @@ mod tests {
              2020-01-01 00:15:00,1.1,1.2,-1.0,1.15\n\
              2020-01-01 00:20:00,1.1,1.2,1.0,1.12\n"
         )
-        .unwrap();
+        .expect("writes the temp file");
 
-        let items: Vec<_> = open(&path, None).unwrap().collect();
+        let items: Vec<_> = open(&path, None).expect("opens the file").collect();
         let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 4, 5]);
         assert!(

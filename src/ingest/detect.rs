@@ -148,16 +148,22 @@ mod tests {
         ];
         for (file, format) in expected {
             let path = shared_data_file(file);
-            assert_eq!(detect(&path).unwrap(), format, "{file}");
-            assert_eq!(open(&path, None).unwrap().format(), format, "{file}");
+            assert_eq!(detect(&path).expect("detects"), format, "{file}");
+            assert_eq!(
+                open(&path, None).expect("opens the file").format(),
+                format,
+                "{file}"
+            );
         }
     }
 
     #[test]
     fn unknown_header_fails_naming_the_line_it_saw_and_the_formats() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        write!(file, "when,what,how much\n1,2,3\n").unwrap();
-        let error = open(file.path(), None).unwrap_err().to_string();
+        let mut file = tempfile::NamedTempFile::new().expect("creates a temp file");
+        write!(file, "when,what,how much\n1,2,3\n").expect("writes the temp file");
+        let error = open(file.path(), None)
+            .expect_err("should fail")
+            .to_string();
         assert!(
             error.contains("matches no known format: saw header `when,what,how much` (first line)"),
             "{error}"
@@ -171,9 +177,12 @@ mod tests {
 
     #[test]
     fn gzip_bytes_are_shown_escaped_in_the_error() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(b"\x1f\x8b\x08\x00rest").unwrap();
-        let error = open(file.path(), None).unwrap_err().to_string();
+        let mut file = tempfile::NamedTempFile::new().expect("creates a temp file");
+        file.write_all(b"\x1f\x8b\x08\x00rest")
+            .expect("writes the temp file");
+        let error = open(file.path(), None)
+            .expect_err("should fail")
+            .to_string();
         assert!(
             error.contains("saw header `\\x1f\\x8b\\x08\\x00rest`"),
             "{error}"
@@ -182,7 +191,7 @@ mod tests {
 
     #[test]
     fn empty_and_missing_files_are_file_level_errors() {
-        let file = tempfile::NamedTempFile::new().unwrap();
+        let file = tempfile::NamedTempFile::new().expect("creates a temp file");
         assert!(matches!(open(file.path(), None), Err(Error::Empty { .. })));
         assert!(matches!(
             open(file.path(), Some(Format::Bars)),
@@ -190,7 +199,7 @@ mod tests {
         ));
 
         let missing = file.path().with_extension("missing");
-        let error = open(&missing, None).unwrap_err();
+        let error = open(&missing, None).expect_err("should fail");
         assert!(matches!(error, Error::Open { .. }));
         assert!(error.to_string().contains(&*missing.to_string_lossy()));
     }
@@ -198,14 +207,31 @@ mod tests {
     #[test]
     fn format_names_round_trip_through_from_str() {
         for format in Format::ALL {
-            assert_eq!(format.name().parse::<Format>().unwrap(), format);
+            assert_eq!(format.name().parse::<Format>().expect("parses"), format);
         }
-        assert_eq!("nasa-counts".parse::<Format>().unwrap(), Format::NasaCounts);
-        let error = "csv".parse::<Format>().unwrap_err().to_string();
+        assert_eq!(
+            "nasa-counts".parse::<Format>().expect("parses"),
+            Format::NasaCounts
+        );
+        let error = "csv"
+            .parse::<Format>()
+            .expect_err("should fail")
+            .to_string();
         assert!(
             error.starts_with("unknown format `csv`: expected one of tardis-trades"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn clap_and_serde_spell_formats_as_their_names() {
+        use clap::ValueEnum;
+        for format in Format::ALL {
+            let value = format.to_possible_value().expect("no variant is skipped");
+            assert_eq!(value.get_name(), format.name());
+            let json = serde_json::to_string(&format).expect("serialises");
+            assert_eq!(json, format!("\"{}\"", format.name()));
+        }
     }
 
     #[test]

@@ -244,7 +244,7 @@ mod tests {
     #[test]
     fn spy_zip_reads_250601_trades_none_suspicious_from_0400_new_york() {
         let path = shared_data_file("market/spy_tick_20131007_trade.zip");
-        let reader = open(&path, Some(Format::LeanTrades)).unwrap();
+        let reader = open(&path, Some(Format::LeanTrades)).expect("opens the file");
         let (mut count, mut errors, mut first, mut last) = (0, 0, None, None);
         for item in reader {
             match item {
@@ -260,7 +260,7 @@ mod tests {
         // No row of this day carries suspicious = 1 (checked with awk), so none is refused.
         assert_eq!((count, errors), (250_601, 0));
 
-        let first = first.unwrap();
+        let first = first.expect("a first trade");
         assert_eq!((first.symbol.as_str(), first.venue.as_str()), ("SPY", "P"));
         // 14 400 464 ms = 04:00:00.464 EDT = 08:00:00.464 UTC (date -u -d … +%s%3N).
         assert_eq!(first.ts_us, 1_381_132_800_464_000);
@@ -270,7 +270,7 @@ mod tests {
         );
 
         // Last row `71999536,1673000,100,K,…`: 19:59:59.536 EDT = 23:59:59.536 UTC.
-        let last = last.unwrap();
+        let last = last.expect("a last trade");
         assert_eq!(
             last.ts_us,
             1_381_132_800_000_000 + (71_999_536 - 14_400_000) * 1000
@@ -280,7 +280,10 @@ mod tests {
 
     #[test]
     fn winter_day_uses_eastern_standard_time() {
-        let parser = TradeParser::new(NaiveDate::from_ymd_opt(2013, 12, 2).unwrap(), "SPY".into());
+        let parser = TradeParser::new(
+            NaiveDate::from_ymd_opt(2013, 12, 2).expect("parses"),
+            "SPY".into(),
+        );
         // 09:30 EST = 14:30 UTC; 2013-12-02T14:30:00Z is 1385994600 s.
         assert_eq!(parser.ts_us(34_200_000), Ok(1_385_994_600_000_000));
     }
@@ -288,7 +291,10 @@ mod tests {
     #[test]
     fn day_when_clocks_change_converts_each_row() {
         // 2013-11-03: 01:00 EDT happens twice, 03:00 is after the fall back (EST).
-        let parser = TradeParser::new(NaiveDate::from_ymd_opt(2013, 11, 3).unwrap(), "SPY".into());
+        let parser = TradeParser::new(
+            NaiveDate::from_ymd_opt(2013, 11, 3).expect("parses"),
+            "SPY".into(),
+        );
         assert!(parser.uniform_midnight_us.is_none());
         // 00:30 EDT = 04:30 UTC; 03:00 EST = 08:00 UTC.
         assert_eq!(parser.ts_us(1_800_000), Ok(1_383_453_000_000_000));
@@ -297,7 +303,7 @@ mod tests {
 
     #[test]
     fn date_and_symbol_come_from_the_member_then_the_file_name() {
-        let date = NaiveDate::from_ymd_opt(2013, 10, 7).unwrap();
+        let date = NaiveDate::from_ymd_opt(2013, 10, 7).expect("a real date");
         let found = date_and_symbol(&["20131007_spy_Trade_Tick.csv", "x.zip"]);
         assert_eq!(found, Some((date, "SPY".to_owned())));
         let found = date_and_symbol(&["trades.csv", "spy_tick_20131007_trade.zip"]);
@@ -307,9 +313,9 @@ mod tests {
 
     #[test]
     fn bare_lean_csv_refuses_suspicious_and_bad_rows_and_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("creates a temp file");
         let path = dir.path().join("20131007_spy_Trade_Tick.csv");
-        let mut file = std::fs::File::create(&path).unwrap();
+        let mut file = std::fs::File::create(&path).expect("creates a temp file");
         write!(
             file,
             "34200000,1674100,100,P,0,0\n\
@@ -318,9 +324,9 @@ mod tests {
              34200003,16741x0,100,P,0,0\n\
              34200004,1674200,200,Q,0,0\n"
         )
-        .unwrap();
+        .expect("writes the temp file");
 
-        let items: Vec<_> = open(&path, None).unwrap().collect();
+        let items: Vec<_> = open(&path, None).expect("opens the file").collect();
         let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 3, 4]);
         assert_eq!(errors[0].reason, "trade flagged suspicious by the vendor");
@@ -335,16 +341,17 @@ mod tests {
 
     #[test]
     fn zip_without_a_csv_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("creates a temp file");
         let path = dir.path().join("20131007_trade.zip");
-        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let mut zip =
+            zip::ZipWriter::new(std::fs::File::create(&path).expect("creates a temp file"));
         zip.start_file("readme.txt", zip::write::SimpleFileOptions::default())
-            .unwrap();
-        zip.write_all(b"hello").unwrap();
-        zip.finish().unwrap();
+            .expect("writes the temp file");
+        zip.write_all(b"hello").expect("writes the temp file");
+        zip.finish().expect("builds the archive");
 
         let error = open(&path, Some(Format::LeanTrades))
-            .unwrap_err()
+            .expect_err("should fail")
             .to_string();
         assert!(
             error.contains("holds no .csv member (1 members)"),

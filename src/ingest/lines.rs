@@ -226,14 +226,14 @@ mod tests {
 
     #[test]
     fn split_fields_trims_and_counts_columns() {
-        let fields = split_fields::<3>(b"1;\t2.5;\t x ", b';').unwrap();
+        let fields = split_fields::<3>(b"1;\t2.5;\t x ", b';').expect("three fields");
         assert_eq!(fields, [&b"1"[..], b"2.5", b"x"]);
         assert_eq!(
-            split_fields::<3>(b"1,2", b',').unwrap_err(),
+            split_fields::<3>(b"1,2", b',').expect_err("should fail"),
             "expected 3 columns, found 2"
         );
         assert_eq!(
-            split_fields::<2>(b"1,2,3,4", b',').unwrap_err(),
+            split_fields::<2>(b"1,2,3,4", b',').expect_err("should fail"),
             "expected 2 columns, found 4"
         );
     }
@@ -245,7 +245,10 @@ mod tests {
             Ok(1_582_329_602_111_000)
         );
         assert_eq!(parse_i64(b"-42", "ts"), Ok(-42));
-        assert_eq!(parse_i64(b"4x2", "ts").unwrap_err(), "unparsable ts `4x2`");
+        assert_eq!(
+            parse_i64(b"4x2", "ts").expect_err("should fail"),
+            "unparsable ts `4x2`"
+        );
         assert!(parse_i64(b"", "ts").is_err());
         assert!(parse_i64(b"-", "ts").is_err());
     }
@@ -254,12 +257,12 @@ mod tests {
     fn positive_numbers_reject_zero_and_nan() {
         assert_eq!(parse_positive(b"9682.5", "price"), Ok(9682.5));
         assert_eq!(
-            parse_positive(b"0", "price").unwrap_err(),
+            parse_positive(b"0", "price").expect_err("should fail"),
             "non-positive price 0"
         );
         assert!(parse_positive(b"NaN", "price").is_err());
         assert_eq!(
-            parse_non_negative(b"-1", "size").unwrap_err(),
+            parse_non_negative(b"-1", "size").expect_err("should fail"),
             "negative size -1"
         );
     }
@@ -276,12 +279,24 @@ mod tests {
     fn lines_are_numbered_stripped_and_replayed_after_a_peek() {
         let data: &[u8] = b"h\r\na\n\nb\nc";
         let mut source = LineSource::new(Box::new(data));
-        assert_eq!(source.next_line().unwrap().unwrap(), (1, &b"h"[..]));
+        assert_eq!(
+            source.next_line().expect("a line").expect("reads"),
+            (1, &b"h"[..])
+        );
         let peeked = source.peek_lines(2);
         assert_eq!(peeked, vec![(2, b"a".to_vec()), (4, b"b".to_vec())]);
-        assert_eq!(source.next_non_blank().unwrap().unwrap(), (2, &b"a"[..]));
-        assert_eq!(source.next_non_blank().unwrap().unwrap(), (4, &b"b"[..]));
-        assert_eq!(source.next_non_blank().unwrap().unwrap(), (5, &b"c"[..]));
+        assert_eq!(
+            source.next_non_blank().expect("a line").expect("reads"),
+            (2, &b"a"[..])
+        );
+        assert_eq!(
+            source.next_non_blank().expect("a line").expect("reads"),
+            (4, &b"b"[..])
+        );
+        assert_eq!(
+            source.next_non_blank().expect("a line").expect("reads"),
+            (5, &b"c"[..])
+        );
         assert!(source.next_non_blank().is_none());
     }
 }

@@ -71,7 +71,22 @@ impl SourceEvent {
 }
 
 /// The file formats tickscale reads; see the table in the module docs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, clap::ValueEnum)]
+///
+/// Its `--format` names, its serde form and [`Format::name`] are the same kebab-case words.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     TardisTrades,
     TardisQuotes,

@@ -176,38 +176,42 @@ mod tests {
 
     /// Writes `content` as the one file of a bzip2 tar, after a directory entry.
     fn bzip2_tar(content: &[u8]) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let encoder =
-            bzip2::write::BzEncoder::new(file.reopen().unwrap(), bzip2::Compression::fast());
+        let file = tempfile::NamedTempFile::new().expect("creates a temp file");
+        let encoder = bzip2::write::BzEncoder::new(
+            file.reopen().expect("creates a temp file"),
+            bzip2::Compression::fast(),
+        );
         let mut builder = tar::Builder::new(encoder);
         let mut dir = tar::Header::new_ustar();
         dir.set_entry_type(tar::EntryType::Directory);
         dir.set_size(0);
         dir.set_cksum();
-        builder.append_data(&mut dir, "data/", io::empty()).unwrap();
+        builder
+            .append_data(&mut dir, "data/", io::empty())
+            .expect("builds the archive");
         let mut header = tar::Header::new_ustar();
         header.set_size(content.len() as u64);
         header.set_cksum();
         builder
             .append_data(&mut header, "data/workload.txt", content)
-            .unwrap();
+            .expect("writes the temp file");
         builder
             .into_inner()
-            .unwrap()
+            .expect("ends the tar")
             .finish()
-            .unwrap()
+            .expect("ends the bzip2 stream")
             .flush()
-            .unwrap();
+            .expect("writes the temp file");
         file
     }
 
     #[test]
     fn nasa_trace_reads_5059950_counts_one_second_apart_from_midnight_edt() {
         let path = shared_data_file("workload/nasa-http-1995-requests-per-second.tbz2");
-        let reader = open(&path, Some(Format::NasaCounts)).unwrap();
+        let reader = open(&path, Some(Format::NasaCounts)).expect("opens the file");
         let (mut count, mut total, mut first, mut last) = (0u64, 0.0, Vec::new(), None);
         for item in reader {
-            let SourceEvent::Workload(sample) = item.unwrap() else {
+            let SourceEvent::Workload(sample) = item.expect("every count reads") else {
                 panic!("not a workload sample");
             };
             if first.len() < 5 {
@@ -222,7 +226,7 @@ mod tests {
         assert_eq!(count, 5_059_950);
         // `tar -xjOf … | head -c 10` shows `1 0 0 0 0 `; the line ends `… 0 3 0 0 1 0 2 0 3 0 0 2 `.
         assert_eq!(first, [1.0, 0.0, 0.0, 0.0, 0.0]);
-        let last = last.unwrap();
+        let last = last.expect("a last count");
         assert_eq!(
             (last.load, last.ts_us),
             (2.0, START_US + 5_059_949 * 1_000_000)
@@ -240,7 +244,7 @@ mod tests {
     #[test]
     fn bad_counts_are_refused_by_position_and_reading_goes_on() {
         let file = bzip2_tar(b"3 x 4\n\n-2 7 ");
-        let items: Vec<_> = open(file.path(), None).unwrap().collect();
+        let items: Vec<_> = open(file.path(), None).expect("opens the file").collect();
         let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 4]);
         assert_eq!(errors[0].raw, b"x");

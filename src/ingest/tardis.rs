@@ -162,7 +162,7 @@ mod tests {
     use std::io::Write;
 
     fn collect(path: &std::path::Path, format: Format) -> (Vec<SourceEvent>, usize) {
-        let reader = open(path, Some(format)).unwrap();
+        let reader = open(path, Some(format)).expect("opens the file");
         let (mut events, mut errors) = (Vec::new(), 0);
         for item in reader {
             match item {
@@ -222,7 +222,7 @@ mod tests {
 
     #[test]
     fn bad_trade_rows_are_refused_with_their_line_and_the_next_row_still_reads() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let mut file = tempfile::NamedTempFile::new().expect("creates a temp file");
         write!(
             file,
             "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n\
@@ -233,10 +233,10 @@ mod tests {
              x,BTC,5x00,5001,5,sell,10,1\n\
              x,BTC,6000,6001,6,sell,11,2\n"
         )
-        .unwrap();
+        .expect("writes the temp file");
 
         let items: Vec<_> = open(file.path(), Some(Format::TardisTrades))
-            .unwrap()
+            .expect("opens the file")
             .collect();
         let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
         let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
@@ -246,22 +246,30 @@ mod tests {
         assert_eq!(errors[1].reason, "expected 8 columns, found 7");
         assert_eq!(errors[2].reason, "unknown side `hold`");
         assert_eq!(errors[3].reason, "unparsable timestamp `5x00`");
-        assert_eq!(items.last().unwrap().as_ref().unwrap().ts_us(), 6000);
+        assert_eq!(
+            items
+                .last()
+                .expect("an item")
+                .as_ref()
+                .expect("the last row reads")
+                .ts_us(),
+            6000
+        );
     }
 
     #[test]
     fn crossed_quote_is_refused() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let mut file = tempfile::NamedTempFile::new().expect("creates a temp file");
         write!(
             file,
             "exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount\n\
              x,BTC,1000,1001,1,10,11,1\n"
         )
-        .unwrap();
+        .expect("writes the temp file");
         let items: Vec<_> = open(file.path(), Some(Format::TardisQuotes))
-            .unwrap()
+            .expect("opens the file")
             .collect();
-        let error = items[0].as_ref().unwrap_err();
+        let error = items[0].as_ref().expect_err("should fail");
         assert_eq!(
             (error.line, error.reason.as_str()),
             (2, "crossed quote: bid 11 above ask 10")
@@ -272,7 +280,7 @@ mod tests {
     fn quotes_file_opened_as_trades_is_refused_for_its_header() {
         let path = shared_data_file("market/tardis_quotes.csv");
         let error = open(&path, Some(Format::TardisTrades))
-            .unwrap_err()
+            .expect_err("should fail")
             .to_string();
         assert!(error.contains("is not tardis-trades: saw header `exchange,symbol,timestamp,local_timestamp,ask_amount"), "{error}");
     }

@@ -238,8 +238,8 @@ mod tests {
 
     fn read_all(path: &std::path::Path, format: Format) -> Vec<PodMetrics> {
         open(path, Some(format))
-            .unwrap()
-            .map(|item| match item.unwrap() {
+            .expect("opens the file")
+            .map(|item| match item.expect("every row reads") {
                 SourceEvent::Workload(metrics) => metrics,
                 other => panic!("not a workload sample: {other:?}"),
             })
@@ -277,8 +277,14 @@ mod tests {
         assert_eq!(samples.len(), 8_064);
         let (first, last) = (&samples[0], &samples[8_063]);
         assert_eq!((first.ts_us, first.load), (0, 0.4416155843647663));
-        assert!(close(first.cpu_percent.unwrap(), 44.16155843647663));
-        assert!(close(first.memory_percent.unwrap(), 33.2384265123427));
+        assert!(close(
+            first.cpu_percent.expect("a cpu figure"),
+            44.16155843647663
+        ));
+        assert!(close(
+            first.memory_percent.expect("a memory figure"),
+            33.2384265123427
+        ));
         // 8 063 steps of 300 s: 28 days less one step.
         assert_eq!(
             (last.ts_us, last.load),
@@ -315,7 +321,7 @@ mod tests {
         );
         assert_eq!(first.cpu_percent, Some(88.6));
         assert!(close(
-            first.memory_percent.unwrap(),
+            first.memory_percent.expect("a memory figure"),
             548_054.133_333_333_3 / 3_143_680.0 * 100.0
         ));
         assert_eq!(
@@ -326,27 +332,30 @@ mod tests {
 
     #[test]
     fn refused_trace_rows_keep_their_place_in_the_row_clock() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let mut file = tempfile::NamedTempFile::new().expect("creates a temp file");
         write!(
             file,
             "cpu_util_percent,mem_util_percent\n10,50\n-1,50\n11\nabc,50\n12,50"
         )
-        .unwrap();
+        .expect("writes the temp file");
 
-        let items: Vec<_> = open(file.path(), None).unwrap().collect();
+        let items: Vec<_> = open(file.path(), None).expect("opens the file").collect();
         let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 4, 5]);
         assert_eq!(errors[0].reason, "negative cpu -1");
         assert_eq!(errors[1].reason, "expected 2 columns, found 1");
         assert_eq!(errors[2].raw, b"abc,50");
         // The fifth row (index 4) is 4 × 30 s from the start.
-        assert_eq!(items[4].as_ref().unwrap().ts_us(), 120_000_000);
+        assert_eq!(
+            items[4].as_ref().expect("the fifth row reads").ts_us(),
+            120_000_000
+        );
     }
 
     #[test]
     fn unknown_row_trace_defaults_to_a_60_s_step_on_the_first_column() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        write!(file, "requests,errors\n5,0\n7,1\n").unwrap();
+        let mut file = tempfile::NamedTempFile::new().expect("creates a temp file");
+        write!(file, "requests,errors\n5,0\n7,1\n").expect("writes the temp file");
         let samples = read_all(file.path(), Format::RowTrace);
         assert_eq!(
             samples

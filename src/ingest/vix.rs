@@ -90,8 +90,8 @@ mod tests {
     fn vix_history_reads_9235_closes_stamped_at_1615_new_york() {
         let path = shared_data_file("market/vix-daily.csv");
         let mut contexts = Vec::new();
-        for item in open(&path, Some(Format::Vix)).unwrap() {
-            match item.unwrap() {
+        for item in open(&path, Some(Format::Vix)).expect("opens the file") {
+            match item.expect("every row reads") {
                 SourceEvent::Context(context) => contexts.push(context),
                 other => panic!("not a context: {other:?}"),
             }
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn cboe_dates_parse_and_bad_rows_are_refused() {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
+        let mut file = tempfile::NamedTempFile::new().expect("creates a temp file");
         write!(
             file,
             "DATE,OPEN,HIGH,LOW,CLOSE\r\n\
@@ -125,17 +125,20 @@ mod tests {
              1990-13-04,19.22,19.22,19.22,19.22\r\n\
              1990-01-05,20.11,20.11,20.11,20.11\r\n"
         )
-        .unwrap();
+        .expect("writes the temp file");
 
-        let items: Vec<_> = open(file.path(), None).unwrap().collect();
-        assert_eq!(items[0].as_ref().unwrap().ts_us(), 631_314_900_000_000);
+        let items: Vec<_> = open(file.path(), None).expect("opens the file").collect();
+        assert_eq!(
+            items[0].as_ref().expect("the first row reads").ts_us(),
+            631_314_900_000_000
+        );
         let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
         assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [3, 4]);
         assert_eq!(errors[0].reason, "non-positive close 0");
         assert_eq!(errors[1].reason, "unparsable date `1990-13-04`");
         // Three days after the first close, at the same 16:15 EST.
         assert_eq!(
-            items[3].as_ref().unwrap().ts_us(),
+            items[3].as_ref().expect("the fourth row reads").ts_us(),
             631_314_900_000_000 + 3 * 86_400_000_000
         );
     }
