@@ -72,8 +72,16 @@ pub(super) fn is_zip(path: &Path) -> Result<bool, Error> {
     Ok(read == 4 && &magic == b"PK\x03\x04")
 }
 
-/// Opens the first `.csv` member of a zip as a stream, returning it with the member's name.
-pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn BufRead + Send>, String), Error> {
+/// Where a zip member's data sits in the file, read from the zip directory.
+struct ZipMember {
+    name: String,
+    method: CompressionMethod,
+    start: u64,
+    size: u64,
+}
+
+/// Finds the first `.csv` member of the zip at `path`.
+fn find_csv_member(path: &Path) -> Result<ZipMember, Error> {
     let zip_error = |source| Error::Zip {
         path: path.to_owned(),
         source,
@@ -92,18 +100,26 @@ pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn BufRead + Send>, S
         })?;
 
     let member = archive.by_index_raw(index).map_err(zip_error)?;
-    let (name, method) = (member.name().to_owned(), member.compression());
-    let (start, size) = (member.data_start(), member.compressed_size());
-    drop(member);
+    Ok(ZipMember {
+        name: member.name().to_owned(),
+        method: member.compression(),
+        start: member.data_start(),
+        size: member.compressed_size(),
+    })
+}
 
+/// Opens the first `.csv` member of a zip as a stream, returning it with the member's name.
+pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn BufRead + Send>, String), Error> {
+    let member = find_csv_member(path)?;
     let mut file = open_file(path)?;
-    file.seek(SeekFrom::Start(start))
+    file.seek(SeekFrom::Start(member.start))
         .map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?;
-    let data = file.take(size);
-    let reader: Box<dyn BufRead + Send> = match method {
+
+    let data = file.take(member.size);
+    let reader: Box<dyn BufRead + Send> = match member.method {
         CompressionMethod::Stored => Box::new(BufReader::with_capacity(1 << 16, data)),
         CompressionMethod::Deflated => {
             Box::new(BufReader::with_capacity(1 << 16, DeflateDecoder::new(data)))
@@ -111,12 +127,12 @@ pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn BufRead + Send>, S
         other => {
             return Err(Error::Archive {
                 path: path.to_owned(),
-                found: format!("member {name} compressed with {other}"),
+                found: format!("member {} compressed with {other}", member.name),
                 expected: "a stored or deflated member".to_owned(),
             })
         }
     };
-    Ok((reader, name))
+    Ok((reader, member.name))
 }
 
 /// Returns whether a first line looks like a Lean trade row: six fields, the first three integers.

@@ -26,6 +26,7 @@
 //! `service` empty for the caller to fill in and set `source` to the file name.
 //!
 //! Caveats: fields are split on the delimiter byte (no CSV quoting; no supported format quotes);
+//! blank lines are skipped and do not count as rows (a row-indexed trace's clock ignores them);
 //! a read error in the middle of a file is returned once as a [`RowError`] and ends the reader.
 
 mod bars;
