@@ -1,1 +1,398 @@
-//! TODO: file readers.
+//! File readers: market recordings and workload traces turned into source events.
+//!
+//! Consumes a file path and, optionally, its [`Format`] (detected from the first bytes when not
+//! given). Produces a [`Reader`], an iterator of [`SourceEvent`]s in file order; a row that cannot
+//! be read becomes a [`RowError`] (line, reason, raw bytes) and the iteration goes on with the next
+//! row, so the caller can dead-letter it. Problems with the file as a whole (missing, empty,
+//! unknown format, an archive without the expected member) are an [`Error`] from [`open`].
+//!
+//! Readers stream: they hold one line (or one token) at a time, never the whole file, and reuse
+//! their buffers. They keep no state besides the line counter and a few cached strings, and they
+//! do not sort: events come out in file order, and times are whatever the file says.
+//!
+//! | format | detected by | maps to |
+//! | --- | --- | --- |
+//! | `tardis-trades` | header `exchange,symbol,timestamp,local_timestamp,id,side,price,amount` | `Trade`: venue = exchange, exchange time (µs), side buy/sell |
+//! | `tardis-quotes` | header `exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount` | `Quote` at exchange time |
+//! | `lean-trades` | zip magic `PK\x03\x04` holding a headerless 6-column CSV (or that CSV bare) | `Trade`: New York ms since midnight to UTC, price × 1e-4, side unknown, venue = exchange code; suspicious rows dead-lettered |
+//! | `bars` | header `timestamp,open,high,low,close[,volume]` | `Bar`: interval = modal gap of the first rows (60 s default), symbol from the file name |
+//! | `vix` | header `DATE,OPEN,HIGH,LOW,CLOSE` | `Context` (`VolatilityIndex`, `VIX`, close) at 16:15 New York on the date |
+//! | `row-trace` | header starting `cpu_util_percent` (Alibaba, 30 s) or `avg_cpu` (Google, 300 s) | `Workload` at row × step from 0 |
+//! | `timed-trace` | header starting `timestamp,` that is not a bar header (Azure) | `Workload` at the `timestamp` column (seconds from start) |
+//! | `bitbrains` | header starting `Timestamp [ms];` (`;`+tab separated) | `Workload` at epoch seconds; load = CPU MHz |
+//! | `nasa-counts` | bzip2 magic `BZh`, a tar holding one line of space-separated counts | `Workload`: count i at 1995-07-01T04:00:00Z + i s |
+//!
+//! What `load` means for each trace is written on [`traces`] and [`nasa`]. Workload events leave
+//! `service` empty for the caller to fill in and set `source` to the file name.
+//!
+//! Caveats: fields are split on the delimiter byte (no CSV quoting; no supported format quotes);
+//! blank lines are skipped and do not count as rows (a row-indexed trace's clock ignores them);
+//! a read error in the middle of a file is returned once as a [`RowError`] and ends the reader.
+
+mod bars;
+mod detect;
+mod lean;
+mod lines;
+pub mod nasa;
+mod tardis;
+pub mod traces;
+mod vix;
+
+use std::fmt;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use crate::events::{Bar, DeadLetter, MarketContext, PodMetrics, QuoteTick, TradeTick};
+
+pub use bars::symbol_from_file_name;
+
+/// One event read from a file, before it is published on its topic.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceEvent {
+    Trade(TradeTick),
+    Quote(QuoteTick),
+    Bar(Bar),
+    Context(MarketContext),
+    Workload(PodMetrics),
+}
+
+impl SourceEvent {
+    /// Returns the event time in µs since the epoch (relative to 0 for row-indexed traces).
+    pub fn ts_us(&self) -> i64 {
+        match self {
+            SourceEvent::Trade(e) => e.ts_us,
+            SourceEvent::Quote(e) => e.ts_us,
+            SourceEvent::Bar(e) => e.ts_us,
+            SourceEvent::Context(e) => e.ts_us,
+            SourceEvent::Workload(e) => e.ts_us,
+        }
+    }
+}
+
+/// The file formats tickscale reads; see the table in the module docs.
+///
+/// Its `--format` names, its serde form and [`Format::name`] are the same kebab-case words.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    TardisTrades,
+    TardisQuotes,
+    LeanTrades,
+    Bars,
+    Vix,
+    RowTrace,
+    TimedTrace,
+    Bitbrains,
+    NasaCounts,
+}
+
+impl Format {
+    /// Every format, in the order of the module docs' table.
+    pub const ALL: [Format; 9] = [
+        Format::TardisTrades,
+        Format::TardisQuotes,
+        Format::LeanTrades,
+        Format::Bars,
+        Format::Vix,
+        Format::RowTrace,
+        Format::TimedTrace,
+        Format::Bitbrains,
+        Format::NasaCounts,
+    ];
+
+    /// Returns the kebab-case name that `--format` and [`FromStr`] accept.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::TardisTrades => "tardis-trades",
+            Format::TardisQuotes => "tardis-quotes",
+            Format::LeanTrades => "lean-trades",
+            Format::Bars => "bars",
+            Format::Vix => "vix",
+            Format::RowTrace => "row-trace",
+            Format::TimedTrace => "timed-trace",
+            Format::Bitbrains => "bitbrains",
+            Format::NasaCounts => "nasa-counts",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|format| format.name() == name)
+            .ok_or_else(|| Error::UnknownFormatName {
+                name: name.to_owned(),
+            })
+    }
+}
+
+fn format_names() -> String {
+    Format::ALL.map(Format::name).join(", ")
+}
+
+/// A row that could not be read; the reader goes on with the next one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {reason}")]
+pub struct RowError {
+    /// The 1-based line number in the file (the 1-based count number for `nasa-counts`).
+    pub line: u64,
+    /// Why the row was refused, such as `non-positive price 0`.
+    pub reason: String,
+    /// The row as it is in the file, without its line ending.
+    pub raw: Vec<u8>,
+}
+
+impl RowError {
+    /// Returns the dead letter for this row of the file at `source`.
+    pub fn to_dead_letter(&self, source: &str) -> DeadLetter {
+        DeadLetter {
+            source: source.to_owned(),
+            partition: -1,
+            offset: i64::try_from(self.line).unwrap_or(i64::MAX),
+            reason: self.reason.clone(),
+            payload: self.raw.clone(),
+        }
+    }
+}
+
+/// Why a file could not be opened for reading.
+///
+/// Only [`Error::Open`] and [`Error::Read`] can go away on a retry (a file system at fault); the
+/// others describe the file, which needs fixing or another `--format`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file could not be opened.
+    #[error("failed to open {}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading the beginning of the file failed.
+    #[error("failed to read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file holds nothing to read.
+    #[error("{} is empty", path.display())]
+    Empty { path: PathBuf },
+    /// Detection found no format whose signature matches the first bytes.
+    #[error(
+        "{} matches no known format: saw {seen}; expected one of {}; give --format",
+        path.display(),
+        format_names()
+    )]
+    UnknownFormat { path: PathBuf, seen: String },
+    /// The header does not fit the format that was asked for.
+    #[error("{} is not {format}: saw header `{seen}`; expected {expected}", path.display())]
+    Header {
+        path: PathBuf,
+        format: Format,
+        seen: String,
+        expected: String,
+    },
+    /// An archive does not hold what the format needs.
+    #[error("{} holds {found}; expected {expected}", path.display())]
+    Archive {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    /// The zip archive's directory could not be read.
+    #[error("failed to read the zip archive {}", path.display())]
+    Zip {
+        path: PathBuf,
+        #[source]
+        source: zip::result::ZipError,
+    },
+    /// A format name that is not one of [`Format::name`]'s.
+    #[error("unknown format `{name}`: expected one of {}", format_names())]
+    UnknownFormatName { name: String },
+}
+
+/// An open file read as a stream of source events.
+pub struct Reader {
+    format: Format,
+    path: PathBuf,
+    rows: Box<dyn Iterator<Item = Result<SourceEvent, RowError>> + Send>,
+}
+
+impl Reader {
+    /// Returns the format the file is read as.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Returns the path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Iterator for Reader {
+    type Item = Result<SourceEvent, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.rows.next()
+    }
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("format", &self.format)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens `path` as `format`, or as the format detected from its first bytes when `None`.
+///
+/// # Errors
+/// Returns [`Error::Open`] when the file cannot be opened, [`Error::Empty`] for an empty file,
+/// [`Error::UnknownFormat`] when detection fails (naming what it saw), [`Error::Header`] when the
+/// header does not fit the given format, and [`Error::Archive`] or [`Error::Zip`] for an archive
+/// without the expected member.
+pub fn open(path: &Path, format: Option<Format>) -> Result<Reader, Error> {
+    let format = match format {
+        Some(format) => format,
+        None => detect::detect(path)?,
+    };
+    let rows: Box<dyn Iterator<Item = Result<SourceEvent, RowError>> + Send> = match format {
+        Format::TardisTrades => Box::new(tardis::open_trades(path)?),
+        Format::TardisQuotes => Box::new(tardis::open_quotes(path)?),
+        Format::LeanTrades => Box::new(lean::open(path)?),
+        Format::Bars => Box::new(bars::open(path)?),
+        Format::Vix => Box::new(vix::open(path)?),
+        Format::RowTrace => Box::new(traces::open_row_trace(path)?),
+        Format::TimedTrace => Box::new(traces::open_timed_trace(path)?),
+        Format::Bitbrains => Box::new(traces::open_bitbrains(path)?),
+        Format::NasaCounts => Box::new(nasa::open(path)?),
+    };
+    Ok(Reader {
+        format,
+        path: path.to_owned(),
+        rows,
+    })
+}
+
+/// Turns one line of a text format into an event, or into the reason it cannot be one.
+pub(crate) trait RowParser: Send {
+    /// Parses `line`, the `row`-th (0-based) non-blank line after the header.
+    fn parse(&mut self, line: &[u8], row: u64) -> Result<SourceEvent, String>;
+}
+
+/// The iterator of a line-based format: each non-blank line after the header through a parser.
+pub(crate) struct Rows<P> {
+    lines: lines::LineSource,
+    parser: P,
+    row: u64,
+}
+
+impl<P: RowParser> Rows<P> {
+    pub(crate) fn new(lines: lines::LineSource, parser: P) -> Self {
+        Self {
+            lines,
+            parser,
+            row: 0,
+        }
+    }
+}
+
+impl<P: RowParser> Iterator for Rows<P> {
+    type Item = Result<SourceEvent, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let next_line = self.lines.current_line() + 1;
+        match self.lines.next_non_blank()? {
+            Ok((line, bytes)) => {
+                let row = self.row;
+                self.row += 1;
+                Some(self.parser.parse(bytes, row).map_err(|reason| RowError {
+                    line,
+                    reason,
+                    raw: bytes.to_vec(),
+                }))
+            }
+            Err(error) => Some(Err(RowError {
+                line: next_line,
+                reason: format!("failed to read: {error}"),
+                raw: Vec::new(),
+            })),
+        }
+    }
+}
+
+/// Opens a file for buffered reading, naming the path on failure.
+pub(crate) fn open_file(path: &Path) -> Result<File, Error> {
+    File::open(path).map_err(|source| Error::Open {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Opens a text file as numbered lines and reads its header (the first non-blank line).
+///
+/// # Errors
+/// Returns [`Error::Open`], [`Error::Read`], or [`Error::Empty`] when there is no header.
+pub(crate) fn open_with_header(path: &Path) -> Result<(lines::LineSource, Vec<u8>), Error> {
+    let file = open_file(path)?;
+    let mut source = lines::LineSource::new(Box::new(BufReader::with_capacity(1 << 16, file)));
+    let header = match source.next_non_blank() {
+        Some(Ok((_, header))) => header.to_vec(),
+        Some(Err(source)) => {
+            return Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            })
+        }
+        None => {
+            return Err(Error::Empty {
+                path: path.to_owned(),
+            })
+        }
+    };
+    Ok((source, header))
+}
+
+/// Returns a header line as it should appear in an error message: escaped and cut at 200 bytes.
+pub(crate) fn shown(line: &[u8]) -> String {
+    let cut = &line[..line.len().min(200)];
+    let mut text = cut.escape_ascii().to_string();
+    if cut.len() < line.len() {
+        text.push('…');
+    }
+    text
+}
+
+/// Returns the file name of `path` as the `source` of workload events.
+pub(crate) fn source_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}

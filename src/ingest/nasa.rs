@@ -1,0 +1,257 @@
+//! The NASA-KSC web server trace: requests per second, July and August 1995.
+//!
+//! Consumes a bzip2-compressed tar holding one file, itself one line of whitespace-separated
+//! counts (5,059,950 of them). Produces one `PodMetrics` per count with `load` = the requests in
+//! that second, no CPU or memory figures, and `source` = the file name. Count i (from 0) is
+//! stamped [`START_US`] + i s: the log starts 1995-07-01 00:00 at −04:00 (EDT).
+//!
+//! Caveat: time is the count's position, not a calendar. 28–31 July are absent from the source,
+//! so August follows straight after 27 July and every August time comes out four days early;
+//! the 1–3 August outage is there as zeros. The reader says nothing about the gap because the
+//! file does not mark it.
+//!
+//! The file is streamed token by token: bzip2 and tar are decoded on the fly, one buffer at a
+//! time. A token that is not a whole number is refused; its `line` in [`RowError`] is the
+//! token's 1-based position. The tar layer is walked by hand (512-byte headers), so members
+//! before the first regular file (directories, pax headers) are skipped.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use bzip2::read::BzDecoder;
+
+use super::{open_file, source_name, Error, RowError, SourceEvent};
+use crate::events::PodMetrics;
+
+/// 1995-07-01T04:00:00Z (midnight EDT) in µs since the epoch: the time of the first count.
+pub const START_US: i64 = 804_571_200_000_000;
+
+const TAR_BLOCK: usize = 512;
+
+/// Opens the trace and positions it at the first count.
+pub(super) fn open(path: &Path) -> Result<Counts, Error> {
+    let reader = open_member(path)?;
+    Ok(Counts {
+        reader,
+        token: Vec::with_capacity(16),
+        index: 0,
+        source: source_name(path),
+        failed: false,
+    })
+}
+
+/// Returns whether the file is a bzip2 tar whose first file starts with a count.
+pub(super) fn looks_like_counts(path: &Path) -> Result<bool, Error> {
+    let mut reader = open_member(path)?;
+    let head = reader.fill_buf().map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let start = head.trim_ascii_start();
+    Ok(start.first().is_some_and(u8::is_ascii_digit))
+}
+
+/// Opens the first regular file of the bzip2 tar at `path` as a buffered stream.
+fn open_member(path: &Path) -> Result<BufReader<io::Take<BzDecoder<std::fs::File>>>, Error> {
+    let archive_error = |found: String| Error::Archive {
+        path: path.to_owned(),
+        found,
+        expected: "a tar with one file of space-separated counts".to_owned(),
+    };
+    let mut decoder = BzDecoder::new(open_file(path)?);
+    loop {
+        let mut block = [0u8; TAR_BLOCK];
+        if let Err(error) = decoder.read_exact(&mut block) {
+            return Err(archive_error(format!("no readable tar header ({error})")));
+        }
+        if block.iter().all(|b| *b == 0) {
+            return Err(archive_error("no regular file".to_owned()));
+        }
+        let header = tar::Header::from_byte_slice(&block);
+        if header.as_ustar().is_none() && header.as_gnu().is_none() {
+            return Err(archive_error(
+                "bzip2 data that is not a tar archive".to_owned(),
+            ));
+        }
+        let size = header
+            .entry_size()
+            .map_err(|error| archive_error(format!("a bad tar header ({error})")))?;
+
+        if header.entry_type().is_file() {
+            return Ok(BufReader::with_capacity(1 << 16, decoder.take(size)));
+        }
+        // Skip the member's data, padded to whole blocks.
+        let padded = size.div_ceil(TAR_BLOCK as u64) * TAR_BLOCK as u64;
+        io::copy(&mut (&mut decoder).take(padded), &mut io::sink())
+            .map_err(|error| archive_error(format!("a truncated member ({error})")))?;
+    }
+}
+
+/// The stream of counts, one workload sample per token.
+pub struct Counts {
+    reader: BufReader<io::Take<BzDecoder<std::fs::File>>>,
+    token: Vec<u8>,
+    index: u64,
+    source: String,
+    failed: bool,
+}
+
+impl Counts {
+    /// Reads the next whitespace-separated token into `self.token`; empty at the end.
+    fn read_token(&mut self) -> io::Result<()> {
+        self.token.clear();
+        loop {
+            let buf = self.reader.fill_buf()?;
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let skip = if self.token.is_empty() {
+                buf.iter().take_while(|b| b.is_ascii_whitespace()).count()
+            } else {
+                0
+            };
+            let rest = &buf[skip..];
+            let length = rest.iter().take_while(|b| !b.is_ascii_whitespace()).count();
+            self.token.extend_from_slice(&rest[..length]);
+            let ended = length < rest.len();
+            self.reader.consume(skip + length);
+            if ended && !self.token.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn sample(&self, position: u64) -> Result<SourceEvent, String> {
+        let count = super::lines::parse_i64(&self.token, "count")?;
+        if count < 0 {
+            return Err(format!("negative count {count}"));
+        }
+        let offset_us = i64::try_from(position).unwrap_or(i64::MAX) * 1_000_000;
+        Ok(SourceEvent::Workload(PodMetrics {
+            service: String::new(),
+            ts_us: START_US + offset_us,
+            load: count as f64,
+            cpu_percent: None,
+            memory_percent: None,
+            source: self.source.clone(),
+        }))
+    }
+}
+
+impl Iterator for Counts {
+    type Item = Result<SourceEvent, RowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let position = self.index;
+        self.index += 1;
+        if let Err(error) = self.read_token() {
+            self.failed = true;
+            return Some(Err(RowError {
+                line: self.index,
+                reason: format!("failed to read: {error}"),
+                raw: Vec::new(),
+            }));
+        }
+        if self.token.is_empty() {
+            return None;
+        }
+
+        Some(self.sample(position).map_err(|reason| RowError {
+            line: self.index,
+            reason,
+            raw: self.token.clone(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{open, Format, SourceEvent};
+    use super::*;
+    use crate::data::shared_data_file;
+    use std::io::Write;
+
+    /// Writes `content` as the one file of a bzip2 tar, after a directory entry.
+    fn bzip2_tar(content: &[u8]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().expect("creates a temp file");
+        let encoder = bzip2::write::BzEncoder::new(
+            file.reopen().expect("creates a temp file"),
+            bzip2::Compression::fast(),
+        );
+        let mut builder = tar::Builder::new(encoder);
+        let mut dir = tar::Header::new_ustar();
+        dir.set_entry_type(tar::EntryType::Directory);
+        dir.set_size(0);
+        dir.set_cksum();
+        builder
+            .append_data(&mut dir, "data/", io::empty())
+            .expect("builds the archive");
+        let mut header = tar::Header::new_ustar();
+        header.set_size(content.len() as u64);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "data/workload.txt", content)
+            .expect("writes the temp file");
+        builder
+            .into_inner()
+            .expect("ends the tar")
+            .finish()
+            .expect("ends the bzip2 stream")
+            .flush()
+            .expect("writes the temp file");
+        file
+    }
+
+    #[test]
+    fn nasa_trace_reads_5059950_counts_one_second_apart_from_midnight_edt() {
+        let path = shared_data_file("workload/nasa-http-1995-requests-per-second.tbz2");
+        let reader = open(&path, Some(Format::NasaCounts)).expect("opens the file");
+        let (mut count, mut total, mut first, mut last) = (0u64, 0.0, Vec::new(), None);
+        for item in reader {
+            let SourceEvent::Workload(sample) = item.expect("every count reads") else {
+                panic!("not a workload sample");
+            };
+            if first.len() < 5 {
+                first.push(sample.load);
+            }
+            assert_eq!(sample.ts_us, START_US + count as i64 * 1_000_000);
+            count += 1;
+            total += sample.load;
+            last = Some(sample);
+        }
+
+        assert_eq!(count, 5_059_950);
+        // `tar -xjOf … | head -c 10` shows `1 0 0 0 0 `; the line ends `… 0 3 0 0 1 0 2 0 3 0 0 2 `.
+        assert_eq!(first, [1.0, 0.0, 0.0, 0.0, 0.0]);
+        let last = last.expect("a last count");
+        assert_eq!(
+            (last.load, last.ts_us),
+            (2.0, START_US + 5_059_949 * 1_000_000)
+        );
+        // The sum of all tokens, by `tr ' ' '\n' | awk '{s+=$1} END {print s}'`.
+        assert_eq!(total, 3_461_610.0);
+    }
+
+    #[test]
+    fn start_is_midnight_edt_on_1_july_1995() {
+        // `date -u -d '1995-07-01 04:00' +%s` prints 804571200.
+        assert_eq!(START_US, 804_571_200 * 1_000_000);
+    }
+
+    #[test]
+    fn bad_counts_are_refused_by_position_and_reading_goes_on() {
+        let file = bzip2_tar(b"3 x 4\n\n-2 7 ");
+        let items: Vec<_> = open(file.path(), None).expect("opens the file").collect();
+        let errors: Vec<_> = items.iter().filter_map(|i| i.as_ref().err()).collect();
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [2, 4]);
+        assert_eq!(errors[0].raw, b"x");
+        assert_eq!(errors[1].reason, "negative count -2");
+        let Some(Ok(SourceEvent::Workload(last))) = items.last() else {
+            panic!("last count should read");
+        };
+        assert_eq!((last.load, last.ts_us), (7.0, START_US + 4_000_000));
+    }
+}
