@@ -317,21 +317,6 @@ mod tests {
         bars
     }
 
-    fn btc_regimes() -> Vec<MarketRegime> {
-        let config = FeatureConfig {
-            window_s: 60,
-            allowed_lateness_s: 2,
-        };
-        let mut windows = FeatureWindows::market_only(config, LoadModel::default());
-        let mut out: Vec<WindowClosed> = Vec::new();
-        for bar in &btc_bars() {
-            windows.on_bar(bar, &mut out);
-        }
-        windows.finish(&mut out);
-        let mut detector = RegimeDetector::new(RegimeConfig::default());
-        out.iter().map(|w| detector.on_window(&w.market)).collect()
-    }
-
     fn us(text: &str) -> i64 {
         chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M")
             .expect("date")
