@@ -473,6 +473,44 @@ mod tests {
     }
 
     #[test]
+    fn the_generated_stress_episode_is_judged_volatile_or_stressed_and_midday_is_not() {
+        use crate::generator::{GeneratedEvent, GeneratorConfig, MarketGenerator};
+        let generator = MarketGenerator::new(GeneratorConfig::default()).expect("valid config");
+        let start = generator.config().start_us;
+        let mut windows =
+            FeatureWindows::market_only(FeatureConfig::default(), LoadModel::default());
+        let mut out = Vec::new();
+        for event in generator {
+            match event {
+                GeneratedEvent::Trade(t) => windows.on_trade(&t, &mut out),
+                GeneratedEvent::Quote(q) => windows.on_quote(&q, &mut out),
+                GeneratedEvent::Context(c) => windows.on_context(&c, &mut out),
+            }
+        }
+        windows.finish(&mut out);
+        let mut detector = RegimeDetector::new(RegimeConfig::default());
+        let regimes: Vec<_> = out.iter().map(|w| detector.on_window(&w.market)).collect();
+
+        // The day starts 09:00 New York: midday is +3 h, the episode +4 h to +4 h 20.
+        let hour = 3_600_000_000i64;
+        let hot_share = |from: i64, to: i64| {
+            let span: Vec<_> = regimes
+                .iter()
+                .filter(|r| r.window_start_us >= start + from && r.window_start_us < start + to)
+                .collect();
+            let hot = span
+                .iter()
+                .filter(|r| matches!(r.regime, Regime::Volatile | Regime::Stressed));
+            hot.count() as f64 / span.len() as f64
+        };
+        let midday = hot_share(3 * hour, 3 * hour + hour / 2);
+        let stress = hot_share(4 * hour + hour / 12, 4 * hour + hour / 3);
+        eprintln!("generated day, volatile or stressed: midday {midday:.3}, stress {stress:.3}");
+        assert!(stress > 0.8, "stress share {stress}");
+        assert!(midday < 0.2, "midday share {midday}");
+    }
+
+    #[test]
     fn detector_state_survives_a_serde_round_trip() {
         let windows = synthetic(&quiet(100));
         let mut straight = RegimeDetector::new(RegimeConfig::default());
