@@ -27,6 +27,7 @@
 //! - A bar counts at its start time for the watermark; its estimated trades and notional are
 //!   spread evenly over the windows it overlaps, and its close, high and low go to the window
 //!   holding its last instant.
+//! - A window's price comes from its trades; a window with quotes only takes the last quote mid.
 //! - A far-future timestamp emits every window up to it; the ingest stage should reject such
 //!   records before they reach this stage.
 //! - `volatility` is a range (Parkinson) estimate from one window's high and low, annualised over
@@ -227,7 +228,7 @@ impl FeatureWindows {
         slot.trades += 1;
         slot.notional += t.price * t.size;
         if !late {
-            slot.price(t.ts_us, t.price);
+            slot.prices.add(t.ts_us, t.price);
         }
     }
 
@@ -240,6 +241,7 @@ impl FeatureWindows {
         if !late && mid > 0.0 && q.ask_price >= q.bid_price {
             slot.spread_bps_sum += (q.ask_price - q.bid_price) / mid * 1e4;
             slot.spread_count += 1;
+            slot.mids.add(q.ts_us, mid);
         }
     }
 
@@ -440,9 +442,9 @@ impl FeatureWindows {
 
 /// Records a bar's close, high and low in the window holding time `ts`.
 fn bar_prices(slot: &mut Slot, ts: i64, b: &Bar) {
-    slot.price(ts, b.high);
-    slot.price(ts, b.low);
-    slot.price(ts, b.close);
+    slot.prices.add(ts, b.high);
+    slot.prices.add(ts, b.low);
+    slot.prices.add(ts, b.close);
 }
 
 /// Fills `market` from a window's sums and the carried values; returns each traced service's
@@ -464,17 +466,20 @@ fn fill_market(market: &mut MarketWindow, slot: &Slot, carry: &mut Carry) -> Vec
     }
     market.vix = carry.vix;
 
-    if slot.has_price {
+    // Trades set the price; a window with quotes only takes their mid.
+    let range = |p: &ring::PriceRange| p.seen.then_some((p.last, p.high, p.low));
+    let prices = range(&slot.prices).or_else(|| range(&slot.mids));
+    if let Some((last, high, low)) = prices {
         if let Some(prev) = carry.last_price.filter(|p| *p > 0.0) {
-            if slot.last_price > 0.0 {
-                market.log_return = (slot.last_price / prev).ln();
+            if last > 0.0 {
+                market.log_return = (last / prev).ln();
             }
         }
-        market.last_price = slot.last_price;
-        market.high = slot.high;
-        market.low = slot.low;
-        market.volatility = range_volatility(slot.high, slot.low, seconds);
-        carry.last_price = Some(slot.last_price);
+        market.last_price = last;
+        market.high = high;
+        market.low = low;
+        market.volatility = range_volatility(high, low, seconds);
+        carry.last_price = Some(last);
     } else {
         fill_empty(market, carry);
     }

@@ -17,14 +17,12 @@ pub(super) struct Slot {
     /// Trades estimated from bars, fractional because bars are spread over windows.
     pub bar_trades: f64,
     pub notional: f64,
-    pub has_price: bool,
-    /// Event time of `last_price`, so out-of-order events keep the latest one.
-    pub last_ts: i64,
-    pub last_price: f64,
-    pub high: f64,
-    pub low: f64,
+    /// Trade prices (and bar closes).
+    pub prices: PriceRange,
     pub spread_bps_sum: f64,
     pub spread_count: u32,
+    /// Quote mids, the price of a window that saw no trade.
+    pub mids: PriceRange,
     pub vix_ts: i64,
     pub vix: Option<f64>,
     pub late: i64,
@@ -43,13 +41,10 @@ impl Slot {
             quotes: 0,
             bar_trades: 0.0,
             notional: 0.0,
-            has_price: false,
-            last_ts: i64::MIN,
-            last_price: 0.0,
-            high: 0.0,
-            low: 0.0,
+            prices: PriceRange::default(),
             spread_bps_sum: 0.0,
             spread_count: 0,
+            mids: PriceRange::default(),
             vix_ts: i64::MIN,
             vix: None,
             late: 0,
@@ -64,30 +59,42 @@ impl Slot {
         self.quotes = 0;
         self.bar_trades = 0.0;
         self.notional = 0.0;
-        self.has_price = false;
-        self.last_ts = i64::MIN;
+        self.prices = PriceRange::default();
         self.spread_bps_sum = 0.0;
         self.spread_count = 0;
+        self.mids = PriceRange::default();
         self.vix_ts = i64::MIN;
         self.vix = None;
         self.late = 0;
         self.loads.iter_mut().for_each(|l| *l = (0.0, 0));
     }
+}
 
-    /// Records a price seen at `ts`: updates the range, and the last price if `ts` is newest.
+/// The last price, high and low of a series of prices that may arrive out of order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct PriceRange {
+    pub seen: bool,
+    pub last_ts: i64,
+    pub last: f64,
+    pub high: f64,
+    pub low: f64,
+}
+
+impl PriceRange {
+    /// Records a price seen at `ts`: widens the range, and takes the last price if `ts` is newest.
     #[inline]
-    pub fn price(&mut self, ts: i64, price: f64) {
-        if !self.has_price {
-            self.has_price = true;
+    pub fn add(&mut self, ts: i64, price: f64) {
+        if !self.seen || ts >= self.last_ts {
+            self.last_ts = ts;
+            self.last = price;
+        }
+        if !self.seen {
+            self.seen = true;
             self.high = price;
             self.low = price;
         } else {
             self.high = self.high.max(price);
             self.low = self.low.min(price);
-        }
-        if ts >= self.last_ts {
-            self.last_ts = ts;
-            self.last_price = price;
         }
     }
 }

@@ -202,6 +202,9 @@ fn quotes_give_tick_rate_and_mean_spread() {
     // Spreads of 2 and 4 cents on a mid near 100: about 2 and 4 bp.
     let spread = out[0].market.spread_bps.unwrap_or_default();
     assert!((spread - 2.9997).abs() < 1e-3, "{spread}");
+    // No trades: the window's price is the last quote mid.
+    assert!((out[0].market.last_price - 100.02).abs() < 1e-9);
+    assert!((out[0].market.low - 100.01).abs() < 1e-9);
 }
 
 #[test]
