@@ -16,7 +16,8 @@
 //!   `late_events` of the next window emitted and in [`FeatureWindows::late_events`], and its
 //!   counts, notional and load go into that window (the oldest still open). Its price does not
 //!   move that window's last price or range.
-//! - The same events give the same windows whatever their order within the allowed lateness.
+//! - The same events give the same windows whatever their order within the allowed lateness
+//!   (up to the rounding of floating-point sums such as notional, which follow arrival order).
 //!
 //! # Load
 //! Market services take their load from [`LoadModel::load`]; services named in `traced` take
