@@ -1,1 +1,0 @@
-//! TODO: stage features.
