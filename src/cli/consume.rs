@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use tickscale::bus::EmbeddedLog;
-use tickscale::events::{Codec, Event};
+use tickscale::bus::Record;
 
 use super::StateArgs;
 
@@ -60,9 +60,9 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         };
         let records = log.read(&topic.name, partition, from, usize::MAX)?;
         ends.push((partition, records.last().map_or(from, |r| r.offset + 1)));
-        for record in records {
-            let (time, json) = to_json(&topic.schema, &record.value)
-                .with_context(|| format!("{} partition {partition} offset {}", topic.name, record.offset))?;
+        let decoded = to_json(&topic.schema, &records)
+            .with_context(|| format!("failed to decode {} partition {partition}", topic.name))?;
+        for ((time, json), record) in decoded.into_iter().zip(&records) {
             lines.push((time, partition, record.offset, json));
         }
     }
@@ -89,14 +89,21 @@ fn print_lines(lines: &[(i64, u32, u64, String)], limit: Option<usize>) -> anyho
     Ok(())
 }
 
-/// Decodes one record of the schema named `schema` and returns its event time and JSON.
-fn to_json(schema: &str, bytes: &[u8]) -> anyhow::Result<(i64, String)> {
+/// Decodes records of the schema named `schema` into their event times and JSON.
+fn to_json(schema: &str, records: &[Record]) -> anyhow::Result<Vec<(i64, String)>> {
     use tickscale::events::*;
     macro_rules! try_type {
         ($ty:ident) => {
             if schema == <$ty as Event>::NAME {
-                let event: $ty = Codec::<$ty>::new().decode(&mut &bytes[..])?;
-                return Ok((event.event_time_us(), serde_json::to_string(&event)?));
+                let codec = Codec::<$ty>::new();
+                let mut out = Vec::with_capacity(records.len());
+                for record in records {
+                    let event: $ty = codec
+                        .decode(&mut record.value.as_slice())
+                        .with_context(|| format!("offset {}", record.offset))?;
+                    out.push((event.event_time_us(), serde_json::to_string(&event)?));
+                }
+                return Ok(out);
             }
         };
     }

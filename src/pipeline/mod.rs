@@ -23,6 +23,8 @@ use std::path::PathBuf;
 pub enum Error {
     #[error(transparent)]
     Input(#[from] crate::ingest::Error),
+    #[error("failed to start the market generator")]
+    Generator(#[from] crate::generator::Error),
     #[error(transparent)]
     Log(#[from] crate::bus::Error),
     #[error("failed to encode an event")]

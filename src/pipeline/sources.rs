@@ -48,14 +48,14 @@ struct Source {
 }
 
 impl Source {
-    fn open(spec: &SourceSpec) -> Result<Self, ingest::Error> {
+    fn open(spec: &SourceSpec) -> Result<Self, super::Error> {
         let (items, service, is_market): (Items, _, _) = match spec {
             SourceSpec::Market { path, format } => (Box::new(ingest::open(path, *format)?), None, true),
             SourceSpec::Load { service, path, format } => {
                 (Box::new(ingest::open(path, *format)?), Some(service.clone()), false)
             }
             SourceSpec::Generator(config) => {
-                (Box::new(MarketGenerator::new(config.clone()).map(|e| Ok(from_generated(e)))), None, true)
+                (Box::new(MarketGenerator::new(config.clone())?.map(|e| Ok(from_generated(e)))), None, true)
             }
         };
         let mut source = Self { items, next: None, taken: 0, shift_us: 0, service, is_market };
@@ -128,7 +128,7 @@ impl MergedSources {
     ///
     /// # Errors
     /// Fails when a file cannot be opened or its format is not recognised.
-    pub fn open(specs: &[SourceSpec], taken: &[u64]) -> Result<Self, ingest::Error> {
+    pub fn open(specs: &[SourceSpec], taken: &[u64]) -> Result<Self, super::Error> {
         let mut sources = specs.iter().map(Source::open).collect::<Result<Vec<_>, _>>()?;
         align_traces(&mut sources);
         for (source, &skip) in sources.iter_mut().zip(taken) {
