@@ -42,7 +42,12 @@ fn bench_spy_day(c: &mut Criterion) {
         let fresh = || {
             let config = FeatureConfig::default();
             let traced = BTreeSet::new();
-            FeatureWindows::new(config, topology.services.clone(), traced, Default::default())
+            FeatureWindows::new(
+                config,
+                topology.services.clone(),
+                traced,
+                Default::default(),
+            )
         };
         b.iter_batched(
             fresh,
@@ -60,7 +65,10 @@ fn bench_spy_day(c: &mut Criterion) {
 
     group.bench_function("whole_pipeline_embedded_log", |b| {
         let plan = RunPlan {
-            sources: vec![SourceSpec::Market { path: path.clone(), format: None }],
+            sources: vec![SourceSpec::Market {
+                path: path.clone(),
+                format: None,
+            }],
             config: StageConfig::default(),
             checkpoint_every: 50_000,
             summary_every_s: i64::MAX / 2,

@@ -20,13 +20,30 @@ fn unreadable_rows_go_to_the_dead_letter_topic_and_the_run_goes_on() {
     std::fs::write(&file, text).expect("write");
     let state = dir.path().join("state");
 
-    let output = ok(&["run", "--ticks", file.to_str().expect("p"), "--state", state.to_str().expect("p")]);
-    assert!(stdout(&output).contains("events in 200, dead letters 1,"), "{}", stdout(&output));
+    let output = ok(&[
+        "run",
+        "--ticks",
+        file.to_str().expect("p"),
+        "--state",
+        state.to_str().expect("p"),
+    ]);
+    assert!(
+        stdout(&output).contains("events in 200, dead letters 1,"),
+        "{}",
+        stdout(&output)
+    );
 
     let letters = consume(&state, "deadletter");
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0]["offset"], 103, "line 103 holds the bad row: {}", letters[0]);
-    assert!(letters[0]["source"].as_str().expect("source").ends_with("trades.csv"));
+    assert_eq!(
+        letters[0]["offset"], 103,
+        "line 103 holds the bad row: {}",
+        letters[0]
+    );
+    assert!(letters[0]["source"]
+        .as_str()
+        .expect("source")
+        .ends_with("trades.csv"));
     assert!(!letters[0]["reason"].as_str().expect("reason").is_empty());
     assert!(!consume(&state, "scaling.decisions").is_empty());
 }
@@ -38,7 +55,13 @@ fn a_file_of_no_known_format_stops_with_what_was_seen() {
     std::fs::write(&file, "colour,shape\nred,round\n").expect("write");
     let state = dir.path().join("state");
     let output = tickscale()
-        .args(["run", "--ticks", file.to_str().expect("p"), "--state", state.to_str().expect("p")])
+        .args([
+            "run",
+            "--ticks",
+            file.to_str().expect("p"),
+            "--state",
+            state.to_str().expect("p"),
+        ])
         .output()
         .expect("start");
     assert!(!output.status.success());
@@ -54,12 +77,29 @@ fn a_state_folder_of_another_run_is_refused_until_fresh_is_given() {
     let state = state.to_str().expect("p");
     ok(&["run", "--state", state, "--summary-every", "0"]);
     let other = tickscale()
-        .args(["run", "--state", state, "--seed", "8", "--summary-every", "0"])
+        .args([
+            "run",
+            "--state",
+            state,
+            "--seed",
+            "8",
+            "--summary-every",
+            "0",
+        ])
         .output()
         .expect("start");
     assert!(!other.status.success());
     assert!(stderr(&other).contains("--fresh"), "{}", stderr(&other));
-    ok(&["run", "--state", state, "--seed", "8", "--fresh", "--summary-every", "0"]);
+    ok(&[
+        "run",
+        "--state",
+        state,
+        "--seed",
+        "8",
+        "--fresh",
+        "--summary-every",
+        "0",
+    ]);
 }
 
 #[test]
@@ -70,21 +110,38 @@ fn a_finished_run_started_again_writes_nothing_new() {
     ok(&["run", "--state", arg, "--summary-every", "0"]);
     let before = consume(&state, "scaling.decisions").len();
     let again = ok(&["run", "--state", arg, "--summary-every", "0"]);
-    assert!(stdout(&again).contains("already finished"), "{}", stdout(&again));
+    assert!(
+        stdout(&again).contains("already finished"),
+        "{}",
+        stdout(&again)
+    );
     assert_eq!(consume(&state, "scaling.decisions").len(), before);
 }
 
 #[test]
 fn consuming_an_unknown_topic_lists_the_known_ones() {
-    let output = tickscale().args(["consume", "scaling.decisionz"]).output().expect("start");
+    let output = tickscale()
+        .args(["consume", "scaling.decisionz"])
+        .output()
+        .expect("start");
     assert!(!output.status.success());
-    assert!(stderr(&output).contains("scaling.decisions"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("scaling.decisions"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
 fn a_load_mapping_for_an_unknown_service_names_the_services() {
-    let output = tickscale().args(["run", "--load", "web=x.csv"]).output().expect("start");
+    let output = tickscale()
+        .args(["run", "--load", "web=x.csv"])
+        .output()
+        .expect("start");
     assert!(!output.status.success());
     let message = stderr(&output);
-    assert!(message.contains("no service `web`") && message.contains("market-data"), "{message}");
+    assert!(
+        message.contains("no service `web`") && message.contains("market-data"),
+        "{message}"
+    );
 }

@@ -6,7 +6,10 @@ use common::{consume, data, ok, stdout};
 use serde_json::Value;
 
 fn decisions_of<'a>(decisions: &'a [Value], service: &str) -> Vec<&'a Value> {
-    decisions.iter().filter(|d| d["service"] == service).collect()
+    decisions
+        .iter()
+        .filter(|d| d["service"] == service)
+        .collect()
 }
 
 /// Returns the highest desired replica count decided in `[from, to)` (µs).
@@ -29,15 +32,35 @@ fn spy_day_reads_every_trade_and_scales_up_into_the_open_and_the_close() {
     let state = tempfile::tempdir().expect("tempdir");
     let spy = data("market/spy_tick_20131007_trade.zip");
     let state_arg = state.path().to_str().expect("path");
-    let output = ok(&["run", "--ticks", spy.to_str().expect("path"), "--state", state_arg]);
-    assert!(stdout(&output).contains("events in 250601,"), "{}", stdout(&output));
+    let output = ok(&[
+        "run",
+        "--ticks",
+        spy.to_str().expect("path"),
+        "--state",
+        state_arg,
+    ]);
+    assert!(
+        stdout(&output).contains("events in 250601,"),
+        "{}",
+        stdout(&output)
+    );
 
     let decisions = consume(state.path(), "scaling.decisions");
     for service in ["market-data", "strategy", "risk", "order", "position"] {
-        assert!(!decisions_of(&decisions, service).is_empty(), "no decision for {service}");
+        assert!(
+            !decisions_of(&decisions, service).is_empty(),
+            "no decision for {service}"
+        );
     }
     let first = &decisions[0];
-    for field in ["service", "ts_us", "current_replicas", "desired_replicas", "policy", "reason"] {
+    for field in [
+        "service",
+        "ts_us",
+        "current_replicas",
+        "desired_replicas",
+        "policy",
+        "reason",
+    ] {
         assert!(!first[field].is_null(), "decision lacks {field}: {first}");
     }
 
@@ -45,26 +68,47 @@ fn spy_day_reads_every_trade_and_scales_up_into_the_open_and_the_close() {
     let pre_open = peak_between(&market_data, DAY + 12 * HOUR, DAY + 13 * HOUR);
     let open = peak_between(&market_data, DAY + 13 * HOUR + 25 * MINUTE, DAY + 14 * HOUR);
     let midday = peak_between(&market_data, DAY + 16 * HOUR, DAY + 17 * HOUR);
-    let close = peak_between(&market_data, DAY + 19 * HOUR + 30 * MINUTE, DAY + 20 * HOUR + 5 * MINUTE);
-    assert!(open > pre_open, "open {open} should exceed pre-open {pre_open}");
+    let close = peak_between(
+        &market_data,
+        DAY + 19 * HOUR + 30 * MINUTE,
+        DAY + 20 * HOUR + 5 * MINUTE,
+    );
+    assert!(
+        open > pre_open,
+        "open {open} should exceed pre-open {pre_open}"
+    );
     assert!(open > midday, "open {open} should exceed midday {midday}");
-    assert!(close > midday, "close {close} should exceed midday {midday}");
+    assert!(
+        close > midday,
+        "close {close} should exceed midday {midday}"
+    );
 }
 
 #[test]
 fn tardis_trades_and_btc_minute_bars_run_to_decisions() {
-    for file in ["market/tardis_trades.csv", "market/btc-perp-20211231-20220201_1m.csv"] {
+    for file in [
+        "market/tardis_trades.csv",
+        "market/btc-perp-20211231-20220201_1m.csv",
+    ] {
         let state = tempfile::tempdir().expect("tempdir");
         let path = data(file);
         let args = ["run", "--ticks", path.to_str().expect("path"), "--state"];
-        let output = ok(&[&args[..], &[state.path().to_str().expect("path"), "--summary-every", "0"]].concat());
+        let output = ok(&[
+            &args[..],
+            &[state.path().to_str().expect("path"), "--summary-every", "0"],
+        ]
+        .concat());
         let text = stdout(&output);
         assert!(text.contains("dead letters 0,"), "{file}: {text}");
 
         let decisions = consume(state.path(), "scaling.decisions");
-        let services: std::collections::BTreeSet<_> =
-            decisions.iter().map(|d| d["service"].as_str().expect("service").to_string()).collect();
+        let services: std::collections::BTreeSet<_> = decisions
+            .iter()
+            .map(|d| d["service"].as_str().expect("service").to_string())
+            .collect();
         assert_eq!(services.len(), 5, "{file}: {services:?}");
-        assert!(decisions.iter().all(|d| !d["reason"].as_str().unwrap_or("").is_empty()));
+        assert!(decisions
+            .iter()
+            .all(|d| !d["reason"].as_str().unwrap_or("").is_empty()));
     }
 }

@@ -71,6 +71,8 @@ impl EmbeddedLog {
             .path(dir)
             .cache_capacity(32 * 1024 * 1024)
             .flush_every_ms(Some(500))
+            .use_compression(true)
+            .compression_factor(3)
             .open()
             .map_err(|source| Error::Locked {
                 dir: dir.to_path_buf(),

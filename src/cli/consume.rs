@@ -41,7 +41,11 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let topology = args.state.topology()?;
     let topic = topology.topic(&args.topic).with_context(|| {
         let names: Vec<_> = topology.topics.iter().map(|t| t.name.as_str()).collect();
-        format!("unknown topic `{}`; the topics are {}", args.topic, names.join(", "))
+        format!(
+            "unknown topic `{}`; the topics are {}",
+            args.topic,
+            names.join(", ")
+        )
     })?;
     anyhow::ensure!(
         args.state.state.exists(),

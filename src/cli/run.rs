@@ -6,7 +6,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use tickscale::bus::EmbeddedLog;
 use tickscale::generator::GeneratorConfig;
-use tickscale::ingest::Format;
+use tickscale::ingest::{self, Format, SourceEvent};
+
+const DEFAULT_WINDOW_S: i64 = 15;
 use tickscale::pipeline::{self, Progress, Report, RunPlan, SourceSpec, StageConfig, Stages};
 use tickscale::stages::decide::Policy;
 
@@ -27,9 +29,10 @@ pub struct RunArgs {
     /// The scaling policy.
     #[arg(long, value_enum, default_value = "predictive")]
     policy: PolicyArg,
-    /// Feature window length in seconds (also the decision interval).
-    #[arg(long, default_value_t = 15)]
-    window: i64,
+    /// Feature window length in seconds, also the decision interval [default: 15, or the bar
+    /// interval when bars are longer]
+    #[arg(long, value_name = "SECONDS")]
+    window: Option<i64>,
     /// Seed of the built-in market generator.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -66,7 +69,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut header_printed = false;
     let mut on_progress = |progress: Progress<'_>| match progress {
-        Progress::Summary { ts_us, regime, stages } if args.summary_every > 0 => {
+        Progress::Summary {
+            ts_us,
+            regime,
+            stages,
+        } if args.summary_every > 0 => {
             if !header_printed {
                 print_header(stages);
                 header_printed = true;
@@ -75,7 +82,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         Progress::Summary { .. } => {}
         Progress::Checkpoint { counters } => {
-            tracing::info!(events = counters.events_in, decisions = counters.decisions, "Checkpoint committed.");
+            tracing::info!(
+                events = counters.events_in,
+                decisions = counters.decisions,
+                "Checkpoint committed."
+            );
         }
     };
     let report = pipeline::run(&log, &topology, &plan, &mut on_progress)?;
@@ -84,10 +95,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Result<RunPlan> {
-    let mut sources: Vec<SourceSpec> =
-        args.ticks.iter().map(|path| SourceSpec::Market { path: path.clone(), format: args.format }).collect();
+    let mut sources: Vec<SourceSpec> = args
+        .ticks
+        .iter()
+        .map(|path| SourceSpec::Market {
+            path: path.clone(),
+            format: args.format,
+        })
+        .collect();
     if sources.is_empty() {
-        sources.push(SourceSpec::Generator(GeneratorConfig { seed: args.seed, ..GeneratorConfig::default() }));
+        sources.push(SourceSpec::Generator(GeneratorConfig {
+            seed: args.seed,
+            ..GeneratorConfig::default()
+        }));
     }
     for mapping in &args.load {
         let (service, file) = mapping
@@ -96,15 +116,34 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
         anyhow::ensure!(
             topology.service(service).is_some(),
             "--load {mapping}: no service `{service}` in the topology; the services are {}",
-            topology.services.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            topology
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         );
-        sources.push(SourceSpec::Load { service: service.to_string(), path: file.into(), format: None });
+        sources.push(SourceSpec::Load {
+            service: service.to_string(),
+            path: file.into(),
+            format: None,
+        });
     }
 
+    let window = match args.window {
+        Some(window) => {
+            anyhow::ensure!(
+                window > 0,
+                "--window {window}: expected a positive number of seconds"
+            );
+            window
+        }
+        None => default_window(&sources)?,
+    };
     let mut config = StageConfig::default();
-    config.features.window_s = args.window;
-    config.predict.window_s = args.window;
-    config.decide.decision_interval_s = args.window;
+    config.features.window_s = window;
+    config.predict.window_s = window;
+    config.decide.decision_interval_s = window;
     config.decide.policy = match args.policy {
         PolicyArg::Hpa => Policy::Hpa,
         PolicyArg::Predictive => Policy::Predictive,
@@ -117,6 +156,27 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
     })
 }
 
+/// Returns 15 s, or the longest bar interval among the market inputs when that is longer: a
+/// window shorter than a bar only splits the bar's activity evenly and multiplies decisions.
+fn default_window(sources: &[SourceSpec]) -> anyhow::Result<i64> {
+    let mut window = DEFAULT_WINDOW_S;
+    for source in sources {
+        let SourceSpec::Market { path, format } = source else {
+            continue;
+        };
+        let reader = ingest::open(path, *format)?;
+        if reader.format() != Format::Bars {
+            continue;
+        }
+        let first_bar = reader.take(100).find_map(|item| match item {
+            Ok(SourceEvent::Bar(bar)) => Some(bar.interval_s),
+            _ => None,
+        });
+        window = window.max(first_bar.unwrap_or(0));
+    }
+    Ok(window)
+}
+
 fn time(ts_us: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(ts_us)
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
@@ -124,8 +184,17 @@ fn time(ts_us: i64) -> String {
 }
 
 fn print_header(stages: &Stages) {
-    let names: Vec<String> = stages.services().iter().map(|s| format!("{:>12}", s.name)).collect();
-    println!("{:<21} {:<9} {}   (replicas, load/s)", "event time", "regime", names.join(" "));
+    let names: Vec<String> = stages
+        .services()
+        .iter()
+        .map(|s| format!("{:>12}", s.name))
+        .collect();
+    println!(
+        "{:<21} {:<9} {}   (replicas, load/s)",
+        "event time",
+        "regime",
+        names.join(" ")
+    );
 }
 
 fn print_summary(ts_us: i64, regime: &str, stages: &Stages) {
@@ -143,9 +212,15 @@ fn print_summary(ts_us: i64, regime: &str, stages: &Stages) {
 fn print_report(report: &Report, state: &std::path::Path, elapsed: std::time::Duration) {
     let c = &report.counters;
     if report.already_complete {
-        println!("This run had already finished in {}; nothing to do.", state.display());
+        println!(
+            "This run had already finished in {}; nothing to do.",
+            state.display()
+        );
     } else if report.resumed {
-        println!("Resumed from the last checkpoint in {} and finished.", state.display());
+        println!(
+            "Resumed from the last checkpoint in {} and finished.",
+            state.display()
+        );
     }
     println!(
         "events in {}, dead letters {}, windows {}, decisions {} ({} changed replicas), SLO-violating windows {}, drift alarms {}{}",
@@ -158,9 +233,20 @@ fn print_report(report: &Report, state: &std::path::Path, elapsed: std::time::Du
         c.drift_alarms,
         if report.already_complete { String::new() } else { format!(", {:.1} s", elapsed.as_secs_f64()) }
     );
-    for ((spec, latest), (peak, peak_ts)) in report.services.iter().zip(&report.latest).zip(&report.peak) {
+    for ((spec, latest), (peak, peak_ts)) in
+        report.services.iter().zip(&report.latest).zip(&report.peak)
+    {
         let last = latest.as_ref().map_or(0, |d| d.desired_replicas);
-        println!("  {:<12} peak {:>3} replicas at {}, last {}", spec.name, peak, time(*peak_ts), last);
+        println!(
+            "  {:<12} peak {:>3} replicas at {}, last {}",
+            spec.name,
+            peak,
+            time(*peak_ts),
+            last
+        );
     }
-    println!("Decisions: tickscale consume scaling.decisions --from-beginning --state {}", state.display());
+    println!(
+        "Decisions: tickscale consume scaling.decisions --from-beginning --state {}",
+        state.display()
+    );
 }

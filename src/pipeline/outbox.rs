@@ -65,7 +65,8 @@ impl Outbox {
     pub fn push<T: Routed>(&mut self, event: &T) -> Result<(), CodecError> {
         let mut bytes = Vec::with_capacity(64);
         T::codec(&self.codecs).encode(event, &mut bytes)?;
-        self.records.push((T::TOPIC, event.key().to_string(), bytes));
+        self.records
+            .push((T::TOPIC, event.key().to_string(), bytes));
         Ok(())
     }
 

@@ -45,7 +45,11 @@ struct RunState {
 /// What the run loop reports while it goes.
 pub enum Progress<'a> {
     /// A live summary at a window's end (event time).
-    Summary { ts_us: i64, regime: &'a str, stages: &'a Stages },
+    Summary {
+        ts_us: i64,
+        regime: &'a str,
+        stages: &'a Stages,
+    },
     /// A checkpoint landed.
     Checkpoint { counters: &'a Counters },
 }
@@ -82,14 +86,20 @@ pub fn run(
     }
 
     let mut sources = MergedSources::open(&plan.sources, &state.taken)?;
-    let mut loop_state = Loop { out: Outbox::default(), since_checkpoint: 0, next_summary_us: None };
+    let mut loop_state = Loop {
+        out: Outbox::default(),
+        since_checkpoint: 0,
+        next_summary_us: None,
+    };
     while let Some(item) = sources.next() {
         loop_state.on_item(&mut state.stages, plan, item, on_progress)?;
         if loop_state.since_checkpoint >= plan.checkpoint_every {
             state.taken = sources.taken();
             checkpoint(log, &mut loop_state.out, &state)?;
             loop_state.since_checkpoint = 0;
-            on_progress(Progress::Checkpoint { counters: &state.stages.counters });
+            on_progress(Progress::Checkpoint {
+                counters: &state.stages.counters,
+            });
         }
     }
 
@@ -100,7 +110,9 @@ pub fn run(
     state.done = true;
     checkpoint(log, &mut loop_state.out, &state)?;
     log.flush()?;
-    on_progress(Progress::Checkpoint { counters: &state.stages.counters });
+    on_progress(Progress::Checkpoint {
+        counters: &state.stages.counters,
+    });
     Ok(report(state, false, resumed))
 }
 
@@ -135,7 +147,11 @@ impl Loop {
             if end >= due {
                 self.next_summary_us = Some(end + plan.summary_every_s * 1_000_000);
                 let regime = latest_regime(stages);
-                on_progress(Progress::Summary { ts_us: end, regime: &regime, stages });
+                on_progress(Progress::Summary {
+                    ts_us: end,
+                    regime: &regime,
+                    stages,
+                });
             }
         }
         Ok(())
@@ -143,7 +159,13 @@ impl Loop {
 }
 
 fn latest_regime(stages: &Stages) -> String {
-    stages.latest.iter().flatten().next().map(|d| d.regime.clone()).unwrap_or_default()
+    stages
+        .latest
+        .iter()
+        .flatten()
+        .next()
+        .map(|d| d.regime.clone())
+        .unwrap_or_default()
 }
 
 fn dead_letter(source: &SourceSpec, error: RowError) -> DeadLetter {
@@ -168,7 +190,9 @@ fn checkpoint(log: &EmbeddedLog, out: &mut Outbox, state: &RunState) -> Result<(
 fn restore(log: &EmbeddedLog, bytes: &[u8], fingerprint: &str) -> Result<RunState, Error> {
     let state: RunState = rmp_serde::from_slice(bytes).map_err(|e| Error::State(e.to_string()))?;
     if state.fingerprint != fingerprint {
-        return Err(Error::OtherRun { dir: log.dir().to_path_buf() });
+        return Err(Error::OtherRun {
+            dir: log.dir().to_path_buf(),
+        });
     }
     Ok(state)
 }
@@ -183,7 +207,12 @@ fn fresh(topology: &Topology, plan: &RunPlan, fingerprint: String) -> RunState {
         })
         .collect();
     let stages = Stages::new(&plan.config, topology.services.clone(), traced);
-    RunState { fingerprint, taken: vec![0; plan.sources.len()], done: false, stages }
+    RunState {
+        fingerprint,
+        taken: vec![0; plan.sources.len()],
+        done: false,
+        stages,
+    }
 }
 
 /// Describes the run so that a state folder is only ever resumed by the same run.
@@ -192,8 +221,14 @@ fn fingerprint(topology: &Topology, plan: &RunPlan) -> String {
         .sources
         .iter()
         .map(|s| match s {
-            SourceSpec::Market { path, format } => format!("market {} {format:?}", describe_file(path)),
-            SourceSpec::Load { service, path, format } => {
+            SourceSpec::Market { path, format } => {
+                format!("market {} {format:?}", describe_file(path))
+            }
+            SourceSpec::Load {
+                service,
+                path,
+                format,
+            } => {
                 format!("load {service}={} {format:?}", describe_file(path))
             }
             SourceSpec::Generator(config) => format!("generator {config:?}"),

@@ -20,9 +20,16 @@ type Items = Box<dyn Iterator<Item = Result<SourceEvent, RowError>>>;
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SourceSpec {
     /// A market recording (any format the readers know).
-    Market { path: PathBuf, format: Option<Format> },
+    Market {
+        path: PathBuf,
+        format: Option<Format>,
+    },
     /// A workload trace that becomes `service`'s load.
-    Load { service: String, path: PathBuf, format: Option<Format> },
+    Load {
+        service: String,
+        path: PathBuf,
+        format: Option<Format>,
+    },
     /// The built-in market generator.
     Generator(GeneratorConfig),
 }
@@ -50,15 +57,32 @@ struct Source {
 impl Source {
     fn open(spec: &SourceSpec) -> Result<Self, super::Error> {
         let (items, service, is_market): (Items, _, _) = match spec {
-            SourceSpec::Market { path, format } => (Box::new(ingest::open(path, *format)?), None, true),
-            SourceSpec::Load { service, path, format } => {
-                (Box::new(ingest::open(path, *format)?), Some(service.clone()), false)
+            SourceSpec::Market { path, format } => {
+                (Box::new(ingest::open(path, *format)?), None, true)
             }
-            SourceSpec::Generator(config) => {
-                (Box::new(MarketGenerator::new(config.clone())?.map(|e| Ok(from_generated(e)))), None, true)
-            }
+            SourceSpec::Load {
+                service,
+                path,
+                format,
+            } => (
+                Box::new(ingest::open(path, *format)?),
+                Some(service.clone()),
+                false,
+            ),
+            SourceSpec::Generator(config) => (
+                Box::new(MarketGenerator::new(config.clone())?.map(|e| Ok(from_generated(e)))),
+                None,
+                true,
+            ),
         };
-        let mut source = Self { items, next: None, taken: 0, shift_us: 0, service, is_market };
+        let mut source = Self {
+            items,
+            next: None,
+            taken: 0,
+            shift_us: 0,
+            service,
+            is_market,
+        };
         source.next = source.items.next();
         Ok(source)
     }
@@ -95,7 +119,14 @@ impl Source {
     fn order_key(&self) -> Option<i64> {
         match self.next.as_ref()? {
             Err(_) => Some(i64::MIN),
-            Ok(event) => Some(event.ts_us() + if self.is_workload(event) { self.shift_us } else { 0 }),
+            Ok(event) => Some(
+                event.ts_us()
+                    + if self.is_workload(event) {
+                        self.shift_us
+                    } else {
+                        0
+                    },
+            ),
         }
     }
 
@@ -129,7 +160,10 @@ impl MergedSources {
     /// # Errors
     /// Fails when a file cannot be opened or its format is not recognised.
     pub fn open(specs: &[SourceSpec], taken: &[u64]) -> Result<Self, super::Error> {
-        let mut sources = specs.iter().map(Source::open).collect::<Result<Vec<_>, _>>()?;
+        let mut sources = specs
+            .iter()
+            .map(Source::open)
+            .collect::<Result<Vec<_>, _>>()?;
         align_traces(&mut sources);
         for (source, &skip) in sources.iter_mut().zip(taken) {
             while source.taken < skip && source.advance().is_some() {}
@@ -145,7 +179,11 @@ impl MergedSources {
 
 /// Shifts workload traces so that their first sample meets the first market event.
 fn align_traces(sources: &mut [Source]) {
-    let market_start = sources.iter_mut().filter(|s| s.is_market).filter_map(Source::first_time).min();
+    let market_start = sources
+        .iter_mut()
+        .filter(|s| s.is_market)
+        .filter_map(Source::first_time)
+        .min();
     let Some(start) = market_start else { return };
     for source in sources.iter_mut().filter(|s| !s.is_market) {
         if let Some(first) = source.first_time() {
@@ -164,7 +202,10 @@ impl Iterator for MergedSources {
             .1;
         match self.sources[index].advance()? {
             Ok(event) => Some(Item::Event(event)),
-            Err(error) => Some(Item::Unreadable { source: index, error }),
+            Err(error) => Some(Item::Unreadable {
+                source: index,
+                error,
+            }),
         }
     }
 }

@@ -68,8 +68,12 @@ impl Stages {
     /// Builds fresh stages for `services`; `traced` names the services whose load comes from a
     /// workload trace.
     pub fn new(config: &StageConfig, services: Vec<ServiceSpec>, traced: BTreeSet<String>) -> Self {
-        let features =
-            FeatureWindows::new(config.features.clone(), services.clone(), traced, config.load.clone());
+        let features = FeatureWindows::new(
+            config.features.clone(),
+            services.clone(),
+            traced,
+            config.load.clone(),
+        );
         Self {
             features,
             regime: RegimeDetector::new(config.regime.clone()),
@@ -93,7 +97,11 @@ impl Stages {
     ///
     /// # Errors
     /// Fails only when an event does not fit its own schema.
-    pub fn on_event(&mut self, event: &SourceEvent, out: &mut Outbox) -> Result<Vec<WindowClosed>, Error> {
+    pub fn on_event(
+        &mut self,
+        event: &SourceEvent,
+        out: &mut Outbox,
+    ) -> Result<Vec<WindowClosed>, Error> {
         let mut closed = Vec::new();
         self.counters.events_in += 1;
         match event {
@@ -185,9 +193,12 @@ impl Stages {
     ) {
         use crate::events::ModelEventKind;
         self.counters.decisions += 1;
-        self.counters.scale_changes += u64::from(decision.desired_replicas != decision.current_replicas);
+        self.counters.scale_changes +=
+            u64::from(decision.desired_replicas != decision.current_replicas);
         self.counters.slo_violations += u64::from(observed.slo_violated);
-        let drift = model_events.iter().filter(|e| e.kind == ModelEventKind::DriftDetected);
+        let drift = model_events
+            .iter()
+            .filter(|e| e.kind == ModelEventKind::DriftDetected);
         self.counters.drift_alarms += drift.count() as u64;
     }
 }

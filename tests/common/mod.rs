@@ -28,7 +28,15 @@ pub fn ok(args: &[&str]) -> Output {
 /// Returns the events of `topic` in `state` as parsed JSON objects.
 pub fn consume(state: &Path, topic: &str) -> Vec<serde_json::Value> {
     let state = state.to_str().expect("utf-8 path");
-    let output = ok(&["consume", topic, "--from-beginning", "--format", "json", "--state", state]);
+    let output = ok(&[
+        "consume",
+        topic,
+        "--from-beginning",
+        "--format",
+        "json",
+        "--state",
+        state,
+    ]);
     String::from_utf8(output.stdout)
         .expect("utf-8")
         .lines()
