@@ -56,14 +56,14 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     let group = format!("{GROUP_PREFIX}{}", args.group);
 
     let mut lines = Vec::new();
-    let mut ends = Vec::new();
+    let mut starts = Vec::new();
     for partition in 0..topic.partitions {
         let from = match args.from_beginning {
             true => 0,
             false => log.position(&group, &topic.name, partition)?.unwrap_or(0),
         };
         let records = log.read(&topic.name, partition, from, usize::MAX)?;
-        ends.push((partition, records.last().map_or(from, |r| r.offset + 1)));
+        starts.push((partition, from));
         let decoded = to_json(&topic.schema, &records)
             .with_context(|| format!("failed to decode {} partition {partition}", topic.name))?;
         for ((time, json), record) in decoded.into_iter().zip(&records) {
@@ -72,19 +72,27 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     lines.sort_by_key(|(time, partition, offset, _)| (*time, *partition, *offset));
 
-    print_lines(&lines, args.limit)?;
+    let shown = &lines[..lines.len().min(args.limit.unwrap_or(usize::MAX))];
+    print_lines(shown)?;
+
+    // The group moves past what was shown, partition by partition, and no further.
     let mut tx = log.transaction();
-    for (partition, end) in ends {
-        tx.set_position(&group, &topic.name, partition, end);
+    for (partition, from) in starts {
+        let last = shown
+            .iter()
+            .filter(|l| l.1 == partition)
+            .map(|l| l.2 + 1)
+            .max();
+        tx.set_position(&group, &topic.name, partition, last.unwrap_or(from));
     }
     tx.commit()?;
     Ok(())
 }
 
-fn print_lines(lines: &[(i64, u32, u64, String)], limit: Option<usize>) -> anyhow::Result<()> {
+fn print_lines(lines: &[(i64, u32, u64, String)]) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for (_, _, _, json) in lines.iter().take(limit.unwrap_or(usize::MAX)) {
+    for (_, _, _, json) in lines {
         if writeln!(out, "{json}").is_err() {
             return Ok(()); // The reader went away (a closed pipe): not an error.
         }

@@ -31,17 +31,21 @@
 //!
 //! # Confidence
 //!
-//! `confidence = clamp(1 − MAPE, 0, 1)` over the last [`CONFIDENCE_WINDOW`] one-step errors,
-//! and 0 until [`MIN_ERRORS_FOR_CONFIDENCE`] errors have been seen: a model that has not yet
-//! been checked against the load does not trust itself.
+//! `confidence = min(1, coverage / interval_level)`, where `coverage` is the share of the last
+//! [`CONFIDENCE_WINDOW`] actual loads that fell inside the one-step interval forecast for them;
+//! 0 until [`MIN_ERRORS_FOR_CONFIDENCE`] errors have been seen, since a model that has not yet
+//! been checked against the load does not trust itself. A model whose intervals hold as
+//! advertised is trusted fully, however noisy the load: the decision provisions within the
+//! interval, so what matters is that the interval is honest. When the load leaves the intervals
+//! (a regime change the model has not caught up with), confidence drops and the decide stage
+//! falls back to the reactive rule. A relative error (MAPE or WAPE) would instead punish the
+//! bursty 15 s windows of a single instrument's tape, where most of the error is noise that no
+//! model removes.
 //!
 //! # Caveats
 //!
 //! - Before the first error is known, σ is a prior of 10 % of the load.
 //! - The season starts at zero and is learnt slot by slot; the first seasons are poorly fitted.
-//! - A window with zero load makes its relative error 0 or 1 (see
-//!   [`absolute_percentage_error`]); near-zero loads make relative errors, and so confidence,
-//!   jumpy.
 //! - Horizons that are not a multiple of the window are interpolated between whole steps.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -57,7 +61,7 @@ pub const MODEL_NAME: &str = "holt-winters";
 pub const MODEL_VERSION: i64 = 1;
 /// Weight of the newest squared error in the running one-step variance.
 pub const ERROR_WEIGHT: f64 = 0.1;
-/// Relative errors that `confidence` is averaged over.
+/// One-step errors that `confidence` is computed over.
 pub const CONFIDENCE_WINDOW: usize = 20;
 /// Errors a model must have seen before its confidence rises above 0.
 pub const MIN_ERRORS_FOR_CONFIDENCE: usize = 3;
@@ -198,8 +202,8 @@ pub struct HoltWinters {
     pub season: Vec<f64>,
     /// EWMA of squared one-step errors; `None` until the first error.
     pub error_variance: Option<f64>,
-    /// The last relative one-step errors, oldest first.
-    pub recent_ape: VecDeque<f64>,
+    /// Whether each of the last actual loads fell inside its one-step interval, oldest first.
+    pub recent_hits: VecDeque<bool>,
     /// The last load seen.
     pub last_load: f64,
 }
@@ -219,7 +223,11 @@ impl HoltWinters {
         }
 
         let slot = self.slot(m, 0);
-        let forecast = self.point(config, 1).max(0.0);
+        let point = self.point(config, 1);
+        let half_width =
+            normal_quantile_two_sided(config.interval_level) * self.variance(config, 1).sqrt();
+        let inside = y <= point + half_width && y >= (point - half_width).max(0.0);
+        let forecast = point.max(0.0);
         let error = y - (self.level + config.phi * self.trend + self.season_at(slot));
         self.level += config.phi * self.trend + config.alpha * error;
         self.trend = config.phi * self.trend + config.alpha * config.beta * error;
@@ -227,21 +235,20 @@ impl HoltWinters {
             *s += config.gamma * error;
         }
 
-        self.record_error(error, forecast, y);
+        self.record_error(error, inside);
         self.observations += 1;
         self.last_load = y;
         Some(error)
     }
 
-    fn record_error(&mut self, error: f64, forecast: f64, actual: f64) {
+    fn record_error(&mut self, error: f64, inside: bool) {
         self.error_variance = Some(match self.error_variance {
             Some(v) => (1.0 - ERROR_WEIGHT) * v + ERROR_WEIGHT * error * error,
             None => error * error,
         });
-        self.recent_ape
-            .push_back(absolute_percentage_error(forecast, actual));
-        while self.recent_ape.len() > CONFIDENCE_WINDOW {
-            self.recent_ape.pop_front();
+        self.recent_hits.push_back(inside);
+        while self.recent_hits.len() > CONFIDENCE_WINDOW {
+            self.recent_hits.pop_front();
         }
     }
 
@@ -292,13 +299,14 @@ impl HoltWinters {
         sigma2 * sum
     }
 
-    /// Returns `clamp(1 − recent MAPE, 0, 1)`, or 0 before enough errors were seen.
-    pub fn confidence(&self) -> f64 {
-        if self.recent_ape.len() < MIN_ERRORS_FOR_CONFIDENCE {
+    /// Returns `min(1, recent coverage / interval_level)`, or 0 before enough errors were seen.
+    pub fn confidence(&self, config: &PredictConfig) -> f64 {
+        if self.recent_hits.len() < MIN_ERRORS_FOR_CONFIDENCE {
             return 0.0;
         }
-        let mape = self.recent_ape.iter().sum::<f64>() / self.recent_ape.len() as f64;
-        (1.0 - mape).clamp(0.0, 1.0)
+        let hits = self.recent_hits.iter().filter(|hit| **hit).count();
+        let coverage = hits as f64 / self.recent_hits.len() as f64;
+        (coverage / config.interval_level.max(f64::EPSILON)).min(1.0)
     }
 
     /// Returns the point and interval `horizon_s` after the last window, interpolating
@@ -372,7 +380,7 @@ impl Forecaster {
             model_version: MODEL_VERSION,
             observed_load: f.load,
             interval_level: self.config.interval_level,
-            confidence: model.confidence(),
+            confidence: model.confidence(&self.config),
             points,
         }
     }
@@ -603,6 +611,34 @@ mod tests {
             let got = forecast_at(&last, h).load;
             assert!((got - want).abs() < 10.0, "h={h}: {got} vs {want}");
         }
+    }
+
+    #[test]
+    fn confidence_is_the_recent_interval_coverage_against_the_nominal_level() {
+        let config = PredictConfig::default();
+        let with_hits = |hits: &[bool]| HoltWinters {
+            recent_hits: hits.iter().copied().collect(),
+            ..HoltWinters::default()
+        };
+        // 18 of 20 inside a 90 % interval: as advertised, full trust.
+        let mut hits = vec![true; 18];
+        hits.extend([false; 2]);
+        assert_eq!(with_hits(&hits).confidence(&config), 1.0);
+        // 9 of 20 inside: coverage 0.45 against 0.9 gives 0.5.
+        let hits: Vec<bool> = (0..20).map(|i| i < 9).collect();
+        assert!((with_hits(&hits).confidence(&config) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn load_running_away_from_the_intervals_lowers_confidence() {
+        // A flat load, then doubling every window: each actual lands above an interval sized
+        // on the errors before it.
+        let mut loads = vec![100.0; 40];
+        loads.extend((1..=6).map(|k| 100.0 * 2f64.powi(k)));
+        let forecasts = run(PredictConfig::default(), &loads);
+        assert_eq!(forecasts[39].confidence, 1.0);
+        let after = forecasts[45].confidence;
+        assert!(after < 0.9, "{after}");
     }
 
     #[test]
