@@ -16,8 +16,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono::{NaiveDate, NaiveTime};
+use csv::{ByteRecord, Trim};
 
-use super::lines::{header_columns, parse_non_negative, parse_positive, split_fields};
+use super::fields::{parse_non_negative, parse_positive};
+use super::records::exact;
 use super::{open_with_header, shown, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::Bar;
 
@@ -84,19 +86,18 @@ pub fn symbol_from_file_name(path: &Path) -> String {
 
 /// Opens a bar CSV.
 pub(super) fn open(path: &Path) -> Result<Rows<BarParser>, Error> {
-    let (mut lines, header) = open_with_header(path)?;
-    let has_volume =
-        header_volume(&header_columns(&header, b',')).ok_or_else(|| Error::Header {
-            path: path.to_owned(),
-            format: Format::Bars,
-            seen: shown(&header),
-            expected: "`timestamp,open,high,low,close[,volume]`".to_owned(),
-        })?;
+    let (mut records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    let has_volume = header_volume(&columns).ok_or_else(|| Error::Header {
+        path: path.to_owned(),
+        format: Format::Bars,
+        seen,
+        expected: "`timestamp,open,high,low,close[,volume]`".to_owned(),
+    })?;
 
-    let first_times = lines
-        .peek_lines(INTERVAL_SAMPLE_ROWS)
+    let first_times = records
+        .peek_records(INTERVAL_SAMPLE_ROWS)
         .iter()
-        .filter_map(|(_, line)| line.split(|b| *b == b',').next())
+        .filter_map(|(_, record)| record.get(0))
         .filter_map(|field| parse_timestamp_us(field.trim_ascii()).ok())
         .collect::<Vec<_>>();
     let parser = BarParser {
@@ -104,7 +105,7 @@ pub(super) fn open(path: &Path) -> Result<Rows<BarParser>, Error> {
         interval_s: modal_gap_s(&first_times).unwrap_or(DEFAULT_INTERVAL_S),
         has_volume,
     };
-    Ok(Rows::new(lines, parser))
+    Ok(Rows::new(records, parser))
 }
 
 /// Returns the most common positive gap between consecutive times, in whole seconds.
@@ -132,12 +133,12 @@ pub(super) struct BarParser {
 }
 
 impl RowParser for BarParser {
-    fn parse(&mut self, line: &[u8], _row: u64) -> Result<SourceEvent, String> {
+    fn parse(&mut self, record: &ByteRecord, _row: u64) -> Result<SourceEvent, String> {
         let (prices, volume) = if self.has_volume {
-            let [t, o, h, l, c, v] = split_fields(line, b',')?;
+            let [t, o, h, l, c, v] = exact(record)?;
             ([t, o, h, l, c], Some(parse_non_negative(v, "volume")?))
         } else {
-            (split_fields::<5>(line, b',')?, None)
+            (exact::<5>(record)?, None)
         };
         let [ts, open, high, low, close] = prices;
         let bar = Bar {

@@ -2,15 +2,15 @@
 //!
 //! Reads the first 8 KiB. A zip (`PK\x03\x04`) must hold a `.csv` member whose first line is a
 //! Lean trade row; a bzip2 stream (`BZh`) must be a tar whose first file starts with a count.
-//! Anything else is text and is judged by its first line, the header (see the table in the
-//! module docs of [`super`]); a headerless line of six fields whose first three are integers is
-//! a bare Lean CSV. Nothing else is guessed: a file that matches nothing is an
+//! Anything else is text and is judged by its first non-blank record, the header, as `csv`
+//! splits it (see the table in the module docs of [`super`]); a headerless record of six fields
+//! whose first three are integers is a bare Lean CSV. Nothing else is guessed: a file that matches nothing is an
 //! [`Error::UnknownFormat`] that quotes what was seen.
 
-use std::io::{BufRead, Read};
+use std::io::Read;
 use std::path::Path;
 
-use super::lines::{header_columns, trim_line_end};
+use super::records::{columns, first_record, joined};
 use super::{bars, lean, nasa, open_file, shown, tardis, traces, vix, Error, Format};
 
 const HEAD_BYTES: usize = 8192;
@@ -35,19 +35,20 @@ pub(super) fn detect(path: &Path) -> Result<Format, Error> {
         return detect_bzip2(path);
     }
 
-    let first_line = trim_line_end(head.split(|b| *b == b'\n').next().unwrap_or_default());
-    from_first_line(first_line).ok_or_else(|| Error::UnknownFormat {
+    from_first_line(&head).ok_or_else(|| Error::UnknownFormat {
         path: path.to_owned(),
-        seen: format!("header `{}` (first line)", shown(first_line)),
+        seen: format!("header `{}` (first line)", shown(&first_row(&head))),
     })
 }
 
-/// Returns the format whose header (or, for Lean, first row) is `line`.
-pub(super) fn from_first_line(line: &[u8]) -> Option<Format> {
-    if traces::is_bitbrains_header(line) {
+/// Returns the format whose header (or, for Lean, first row) is the first record of `head`.
+pub(super) fn from_first_line(head: &[u8]) -> Option<Format> {
+    let by_semicolon = first_record(head, b';').map(|record| columns(&record));
+    if by_semicolon.is_some_and(|columns| traces::is_bitbrains_header(&columns)) {
         return Some(Format::Bitbrains);
     }
-    let columns = header_columns(line, b',');
+    let record = first_record(head, b',')?;
+    let columns = columns(&record);
     if tardis::header_is(&columns, &tardis::TRADES_HEADER) {
         Some(Format::TardisTrades)
     } else if tardis::header_is(&columns, &tardis::QUOTES_HEADER) {
@@ -60,11 +61,18 @@ pub(super) fn from_first_line(line: &[u8]) -> Option<Format> {
         Some(Format::RowTrace)
     } else if traces::is_timed_trace_header(&columns) {
         Some(Format::TimedTrace)
-    } else if lean::looks_like_row(line) {
+    } else if lean::looks_like_row(&record) {
         Some(Format::LeanTrades)
     } else {
         None
     }
+}
+
+/// Returns the first record of `head` as it should be quoted: its fields joined by commas.
+fn first_row(head: &[u8]) -> Vec<u8> {
+    first_record(head, b',')
+        .map(|record| joined(&record, b','))
+        .unwrap_or_default()
 }
 
 fn read_head(path: &Path) -> Result<Vec<u8>, Error> {
@@ -80,23 +88,24 @@ fn read_head(path: &Path) -> Result<Vec<u8>, Error> {
 }
 
 fn detect_zip(path: &Path) -> Result<Format, Error> {
-    let (mut member, name) = lean::open_zip_member(path)?;
-    let mut first = Vec::new();
+    let (member, name) = lean::open_zip_member(path)?;
+    let mut head = Vec::with_capacity(HEAD_BYTES);
     member
-        .by_ref()
         .take(HEAD_BYTES as u64)
-        .read_until(b'\n', &mut first)
+        .read_to_end(&mut head)
         .map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?;
-    let first = trim_line_end(&first);
-    if lean::looks_like_row(first) {
+    if first_record(&head, b',').is_some_and(|record| lean::looks_like_row(&record)) {
         Ok(Format::LeanTrades)
     } else {
         Err(Error::UnknownFormat {
             path: path.to_owned(),
-            seen: format!("a zip whose member {name} starts `{}`", shown(first)),
+            seen: format!(
+                "a zip whose member {name} starts `{}`",
+                shown(&first_row(&head))
+            ),
         })
     }
 }

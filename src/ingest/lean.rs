@@ -19,15 +19,17 @@
 //! zip directory gives, so nothing is unpacked to memory or disk. Only the first `.csv` member is
 //! read.
 
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use chrono::{NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::America::New_York;
+use csv::{ByteRecord, Trim};
 use flate2::read::DeflateDecoder;
 use zip::CompressionMethod;
 
-use super::lines::{parse_i64, split_fields, LineSource};
+use super::fields::parse_i64;
+use super::records::{exact, RecordSource};
 use super::{open_file, Error, RowParser, Rows, SourceEvent};
 use crate::events::{Side, TradeTick};
 
@@ -39,8 +41,7 @@ pub(super) fn open(path: &Path) -> Result<Rows<TradeParser>, Error> {
         let (reader, name) = open_zip_member(path)?;
         (reader, Some(name))
     } else {
-        let file = open_file(path)?;
-        let reader: Box<dyn BufRead + Send> = Box::new(BufReader::with_capacity(1 << 16, file));
+        let reader: Box<dyn Read + Send> = Box::new(open_file(path)?);
         (reader, None)
     };
 
@@ -56,7 +57,7 @@ pub(super) fn open(path: &Path) -> Result<Rows<TradeParser>, Error> {
         expected: "a name such as `20131007_spy_Trade_Tick.csv`".to_owned(),
     })?;
     Ok(Rows::new(
-        LineSource::new(reader),
+        RecordSource::new(reader, b',', Trim::None),
         TradeParser::new(date, symbol),
     ))
 }
@@ -109,7 +110,9 @@ fn find_csv_member(path: &Path) -> Result<ZipMember, Error> {
 }
 
 /// Opens the first `.csv` member of a zip as a stream, returning it with the member's name.
-pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn BufRead + Send>, String), Error> {
+///
+/// The stream is not buffered: `csv` reads it through its own buffer.
+pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> {
     let member = find_csv_member(path)?;
     let mut file = open_file(path)?;
     file.seek(SeekFrom::Start(member.start))
@@ -119,11 +122,9 @@ pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn BufRead + Send>, S
         })?;
 
     let data = file.take(member.size);
-    let reader: Box<dyn BufRead + Send> = match member.method {
-        CompressionMethod::Stored => Box::new(BufReader::with_capacity(1 << 16, data)),
-        CompressionMethod::Deflated => {
-            Box::new(BufReader::with_capacity(1 << 16, DeflateDecoder::new(data)))
-        }
+    let reader: Box<dyn Read + Send> = match member.method {
+        CompressionMethod::Stored => Box::new(data),
+        CompressionMethod::Deflated => Box::new(DeflateDecoder::new(data)),
         other => {
             return Err(Error::Archive {
                 path: path.to_owned(),
@@ -135,9 +136,10 @@ pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn BufRead + Send>, S
     Ok((reader, member.name))
 }
 
-/// Returns whether a first line looks like a Lean trade row: six fields, the first three integers.
-pub(super) fn looks_like_row(line: &[u8]) -> bool {
-    split_fields::<6>(line, b',').is_ok_and(|fields| {
+/// Returns whether a first record looks like a Lean trade row: six fields, the first three
+/// integers.
+pub(super) fn looks_like_row(record: &ByteRecord) -> bool {
+    exact::<6>(record).is_ok_and(|fields| {
         fields[..3]
             .iter()
             .all(|f| !f.is_empty() && f.iter().all(u8::is_ascii_digit))
@@ -215,8 +217,8 @@ fn utc_us(date: NaiveDate, ms: i64) -> Option<i64> {
 }
 
 impl RowParser for TradeParser {
-    fn parse(&mut self, line: &[u8], _row: u64) -> Result<SourceEvent, String> {
-        let [ms, price, size, exchange, _condition, suspicious] = split_fields(line, b',')?;
+    fn parse(&mut self, record: &ByteRecord, _row: u64) -> Result<SourceEvent, String> {
+        let [ms, price, size, exchange, _condition, suspicious] = exact(record)?;
         match suspicious {
             b"0" => {}
             b"1" => return Err("trade flagged suspicious by the vendor".to_owned()),

@@ -6,9 +6,11 @@
 //! row, so the caller can dead-letter it. Problems with the file as a whole (missing, empty,
 //! unknown format, an archive without the expected member) are an [`Error`] from [`open`].
 //!
-//! Readers stream: they hold one line (or one token) at a time, never the whole file, and reuse
-//! their buffers. They keep no state besides the line counter and a few cached strings, and they
-//! do not sort: events come out in file order, and times are whatever the file says.
+//! Readers stream: the CSV formats go through the `csv` crate (`records.rs` states the dialect)
+//! and hold one record at a time in a reused `csv::ByteRecord`, never the whole file; the NASA
+//! counts are a token stream. They keep no state besides `csv`'s position and a few cached
+//! strings, and they do not sort: events come out in file order, and times are whatever the file
+//! says.
 //!
 //! | format | detected by | maps to |
 //! | --- | --- | --- |
@@ -25,22 +27,24 @@
 //! What `load` means for each trace is written on [`traces`] and [`nasa`]. Workload events leave
 //! `service` empty for the caller to fill in and set `source` to the file name.
 //!
-//! Caveats: fields are split on the delimiter byte (no CSV quoting; no supported format quotes);
-//! blank lines are skipped and do not count as rows (a row-indexed trace's clock ignores them);
+//! Caveats: fields are split on the delimiter with CSV quoting off (no supported format quotes,
+//! and a stray `"` must not swallow the rows after it), and trimmed of ASCII whitespace; a row's
+//! [`RowError::raw`] is its fields joined by the delimiter, not the exact bytes; blank lines are
+//! skipped and do not count as rows (a row-indexed trace's clock ignores them);
 //! a read error in the middle of a file is returned once as a [`RowError`] and ends the reader.
 
 mod bars;
 mod detect;
+mod fields;
 mod lean;
-mod lines;
 pub mod nasa;
+mod records;
 mod tardis;
 pub mod traces;
 mod vix;
 
 use std::fmt;
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -161,7 +165,11 @@ pub struct RowError {
     pub line: u64,
     /// Why the row was refused, such as `non-positive price 0`.
     pub reason: String,
-    /// The row as it is in the file, without its line ending.
+    /// The row's fields joined by the format's delimiter (the token for `nasa-counts`).
+    ///
+    /// `csv` hands over fields, not the line, so this is the line as written only up to
+    /// whitespace around fields (trimmed) and the line ending (dropped): `1;\t2` comes back as
+    /// `1;2`. Empty when the row could not be read at all.
     pub raw: Vec<u8>,
 }
 
@@ -301,23 +309,25 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<Reader, Error> {
     })
 }
 
-/// Turns one line of a text format into an event, or into the reason it cannot be one.
+/// Turns one CSV record of a text format into an event, or into the reason it cannot be one.
 pub(crate) trait RowParser: Send {
-    /// Parses `line`, the `row`-th (0-based) non-blank line after the header.
-    fn parse(&mut self, line: &[u8], row: u64) -> Result<SourceEvent, String>;
+    /// Parses `record`, the `row`-th (0-based) non-blank record after the header.
+    fn parse(&mut self, record: &csv::ByteRecord, row: u64) -> Result<SourceEvent, String>;
 }
 
-/// The iterator of a line-based format: each non-blank line after the header through a parser.
+/// The iterator of a CSV format: each non-blank record after the header through a parser.
 pub(crate) struct Rows<P> {
-    lines: lines::LineSource,
+    records: records::RecordSource,
+    record: csv::ByteRecord,
     parser: P,
     row: u64,
 }
 
 impl<P: RowParser> Rows<P> {
-    pub(crate) fn new(lines: lines::LineSource, parser: P) -> Self {
+    pub(crate) fn new(records: records::RecordSource, parser: P) -> Self {
         Self {
-            lines,
+            records,
+            record: csv::ByteRecord::new(),
             parser,
             row: 0,
         }
@@ -328,15 +338,16 @@ impl<P: RowParser> Iterator for Rows<P> {
     type Item = Result<SourceEvent, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let next_line = self.lines.current_line() + 1;
-        match self.lines.next_non_blank()? {
-            Ok((line, bytes)) => {
+        let next_line = self.records.next_line();
+        match self.records.next_record(&mut self.record)? {
+            Ok(line) => {
                 let row = self.row;
                 self.row += 1;
-                Some(self.parser.parse(bytes, row).map_err(|reason| RowError {
+                let parsed = self.parser.parse(&self.record, row);
+                Some(parsed.map_err(|reason| RowError {
                     line,
                     reason,
-                    raw: bytes.to_vec(),
+                    raw: records::joined(&self.record, self.records.delimiter()),
                 }))
             }
             Err(error) => Some(Err(RowError {
@@ -356,15 +367,23 @@ pub(crate) fn open_file(path: &Path) -> Result<File, Error> {
     })
 }
 
-/// Opens a text file as numbered lines and reads its header (the first non-blank line).
+/// Opens a CSV file split on `delimiter`, trimmed as `trim` says, and reads its header (the first non-blank record).
+///
+/// Returns the header's columns and the header as it should appear in an error message (its
+/// fields joined by the delimiter).
 ///
 /// # Errors
 /// Returns [`Error::Open`], [`Error::Read`], or [`Error::Empty`] when there is no header.
-pub(crate) fn open_with_header(path: &Path) -> Result<(lines::LineSource, Vec<u8>), Error> {
+pub(crate) fn open_with_header(
+    path: &Path,
+    delimiter: u8,
+    trim: csv::Trim,
+) -> Result<(records::RecordSource, Vec<String>, String), Error> {
     let file = open_file(path)?;
-    let mut source = lines::LineSource::new(Box::new(BufReader::with_capacity(1 << 16, file)));
-    let header = match source.next_non_blank() {
-        Some(Ok((_, header))) => header.to_vec(),
+    let mut source = records::RecordSource::new(Box::new(file), delimiter, trim);
+    let mut header = csv::ByteRecord::new();
+    match source.next_record(&mut header) {
+        Some(Ok(_)) => {}
         Some(Err(source)) => {
             return Err(Error::Read {
                 path: path.to_owned(),
@@ -376,8 +395,9 @@ pub(crate) fn open_with_header(path: &Path) -> Result<(lines::LineSource, Vec<u8
                 path: path.to_owned(),
             })
         }
-    };
-    Ok((source, header))
+    }
+    let seen = shown(&records::joined(&header, delimiter));
+    Ok((source, records::columns(&header), seen))
 }
 
 /// Returns a header line as it should appear in an error message: escaped and cut at 200 bytes.

@@ -122,7 +122,7 @@ impl Counts {
     }
 
     fn sample(&self, position: u64) -> Result<SourceEvent, String> {
-        let count = super::lines::parse_i64(&self.token, "count")?;
+        let count = super::fields::parse_i64(&self.token, "count")?;
         if count < 0 {
             return Err(format!("negative count {count}"));
         }

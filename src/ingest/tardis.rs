@@ -10,7 +10,10 @@
 
 use std::path::Path;
 
-use super::lines::{parse_i64, parse_non_negative, parse_positive, split_fields};
+use csv::{ByteRecord, Trim};
+
+use super::fields::{parse_i64, parse_non_negative, parse_positive};
+use super::records::{exact, RecordSource};
 use super::{open_with_header, shown, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::{QuoteTick, Side, TradeTick};
 
@@ -40,14 +43,14 @@ pub(super) const QUOTES_HEADER: [&str; 8] = [
 
 /// Opens a Tardis trades export.
 pub(super) fn open_trades(path: &Path) -> Result<Rows<TradeParser>, Error> {
-    let lines = open_checked(path, Format::TardisTrades, &TRADES_HEADER)?;
-    Ok(Rows::new(lines, TradeParser::default()))
+    let records = open_checked(path, Format::TardisTrades, &TRADES_HEADER)?;
+    Ok(Rows::new(records, TradeParser::default()))
 }
 
 /// Opens a Tardis quotes export.
 pub(super) fn open_quotes(path: &Path) -> Result<Rows<QuoteParser>, Error> {
-    let lines = open_checked(path, Format::TardisQuotes, &QUOTES_HEADER)?;
-    Ok(Rows::new(lines, QuoteParser::default()))
+    let records = open_checked(path, Format::TardisQuotes, &QUOTES_HEADER)?;
+    Ok(Rows::new(records, QuoteParser::default()))
 }
 
 /// Returns whether `columns` is exactly `expected`.
@@ -55,20 +58,15 @@ pub(super) fn header_is(columns: &[String], expected: &[&str]) -> bool {
     columns.len() == expected.len() && columns.iter().zip(expected).all(|(a, b)| a == b)
 }
 
-fn open_checked(
-    path: &Path,
-    format: Format,
-    expected: &[&str],
-) -> Result<super::lines::LineSource, Error> {
-    let (lines, header) = open_with_header(path)?;
-    let columns = super::lines::header_columns(&header, b',');
+fn open_checked(path: &Path, format: Format, expected: &[&str]) -> Result<RecordSource, Error> {
+    let (records, columns, seen) = open_with_header(path, b',', Trim::None)?;
     if header_is(&columns, expected) {
-        Ok(lines)
+        Ok(records)
     } else {
         Err(Error::Header {
             path: path.to_owned(),
             format,
-            seen: shown(&header),
+            seen,
             expected: format!("`{}`", expected.join(",")),
         })
     }
@@ -103,8 +101,8 @@ pub(super) struct TradeParser {
 }
 
 impl RowParser for TradeParser {
-    fn parse(&mut self, line: &[u8], _row: u64) -> Result<SourceEvent, String> {
-        let [exchange, symbol, ts, _local, _id, side, price, amount] = split_fields(line, b',')?;
+    fn parse(&mut self, record: &ByteRecord, _row: u64) -> Result<SourceEvent, String> {
+        let [exchange, symbol, ts, _local, _id, side, price, amount] = exact(record)?;
         let side = match side {
             b"buy" => Side::Buy,
             b"sell" => Side::Sell,
@@ -131,9 +129,9 @@ pub(super) struct QuoteParser {
 }
 
 impl RowParser for QuoteParser {
-    fn parse(&mut self, line: &[u8], _row: u64) -> Result<SourceEvent, String> {
+    fn parse(&mut self, record: &ByteRecord, _row: u64) -> Result<SourceEvent, String> {
         let [exchange, symbol, ts, _local, ask_amount, ask_price, bid_price, bid_amount] =
-            split_fields(line, b',')?;
+            exact(record)?;
         let ask_price = parse_positive(ask_price, "ask_price")?;
         let bid_price = parse_positive(bid_price, "bid_price")?;
         if bid_price > ask_price {

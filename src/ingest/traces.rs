@@ -22,8 +22,10 @@
 
 use std::path::Path;
 
-use super::lines::{header_columns, parse_f64, parse_non_negative, time_to_us};
-use super::{open_with_header, shown, source_name, Error, Format, RowParser, Rows, SourceEvent};
+use csv::{ByteRecord, Trim};
+
+use super::fields::{parse_f64, parse_non_negative, time_to_us};
+use super::{open_with_header, source_name, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::PodMetrics;
 
 /// The first header column of the Alibaba 2018 aggregate (a row every 30 s).
@@ -58,7 +60,6 @@ enum Memory {
 /// Where each field of a trace row sits; built from the header.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct TraceParser {
-    delim: u8,
     width: usize,
     clock: Clock,
     load: usize,
@@ -79,21 +80,20 @@ pub(super) fn is_timed_trace_header(columns: &[String]) -> bool {
     columns.len() >= 2 && columns[0] == "timestamp"
 }
 
-/// Returns whether the header line is Bitbrains' (`Timestamp [ms];` first).
-pub(super) fn is_bitbrains_header(line: &[u8]) -> bool {
-    line.starts_with(b"Timestamp [ms];")
+/// Returns whether the header, split on `;`, is Bitbrains' (`Timestamp [ms]` first of several).
+pub(super) fn is_bitbrains_header(columns: &[String]) -> bool {
+    columns.len() > 1 && columns[0] == "Timestamp [ms]"
 }
 
 /// Opens a row-indexed trace (Alibaba, Google, or any header with the load first).
 pub(super) fn open_row_trace(path: &Path) -> Result<Rows<TraceParser>, Error> {
-    let (lines, header) = open_with_header(path)?;
-    let columns = header_columns(&header, b',');
+    let (records, columns, _) = open_with_header(path, b',', Trim::All)?;
     let step_s = match columns.first().map(String::as_str) {
         Some(ALIBABA_FIRST_COLUMN) => 30,
         Some(GOOGLE_FIRST_COLUMN) => 300,
         _ => DEFAULT_ROW_STEP_S,
     };
-    let mut parser = TraceParser::new(path, b',', columns.len(), 0);
+    let mut parser = TraceParser::new(path, columns.len(), 0);
     parser.clock = Clock::Rows {
         step_us: step_s * 1_000_000,
     };
@@ -108,29 +108,27 @@ pub(super) fn open_row_trace(path: &Path) -> Result<Rows<TraceParser>, Error> {
         }
         _ => {}
     }
-    Ok(Rows::new(lines, parser))
+    Ok(Rows::new(records, parser))
 }
 
 /// Opens a timestamped trace: `timestamp` first, the load second.
 pub(super) fn open_timed_trace(path: &Path) -> Result<Rows<TraceParser>, Error> {
-    let (lines, header) = open_with_header(path)?;
-    let columns = header_columns(&header, b',');
+    let (records, columns, seen) = open_with_header(path, b',', Trim::All)?;
     if !is_timed_trace_header(&columns) {
         return Err(header_error(
             path,
             Format::TimedTrace,
-            &header,
+            seen,
             "`timestamp,<load>[,…]`",
         ));
     }
-    let parser = TraceParser::new(path, b',', columns.len(), 1);
-    Ok(Rows::new(lines, parser))
+    let parser = TraceParser::new(path, columns.len(), 1);
+    Ok(Rows::new(records, parser))
 }
 
 /// Opens a Bitbrains VM trace, finding its columns by name.
 pub(super) fn open_bitbrains(path: &Path) -> Result<Rows<TraceParser>, Error> {
-    let (lines, header) = open_with_header(path)?;
-    let columns = header_columns(&header, b';');
+    let (records, columns, seen) = open_with_header(path, b';', Trim::All)?;
     let find = |name: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(name));
     let found = (
         find("Timestamp [ms]"),
@@ -143,33 +141,32 @@ pub(super) fn open_bitbrains(path: &Path) -> Result<Rows<TraceParser>, Error> {
         return Err(header_error(
             path,
             Format::Bitbrains,
-            &header,
+            seen,
             "`Timestamp [ms]`, `CPU usage [MHZ]`, `CPU usage [%]`, `Memory usage [KB]` and \
              `Memory capacity provisioned [KB]` separated by `;`",
         ));
     };
 
-    let mut parser = TraceParser::new(path, b';', columns.len(), load);
+    let mut parser = TraceParser::new(path, columns.len(), load);
     parser.clock = Clock::Column(time);
     parser.cpu = Some((cpu, 1.0));
     parser.memory = Memory::Ratio { used, provisioned };
-    Ok(Rows::new(lines, parser))
+    Ok(Rows::new(records, parser))
 }
 
-fn header_error(path: &Path, format: Format, header: &[u8], expected: &str) -> Error {
+fn header_error(path: &Path, format: Format, seen: String, expected: &str) -> Error {
     Error::Header {
         path: path.to_owned(),
         format,
-        seen: shown(header),
+        seen,
         expected: expected.to_owned(),
     }
 }
 
 impl TraceParser {
     /// Returns a parser of `width` columns with the load at `load` and time from column 0.
-    fn new(path: &Path, delim: u8, width: usize, load: usize) -> Self {
+    fn new(path: &Path, width: usize, load: usize) -> Self {
         Self {
-            delim,
             width,
             clock: Clock::Column(0),
             load,
@@ -179,20 +176,20 @@ impl TraceParser {
         }
     }
 
-    fn time_us(&self, fields: &[&[u8]], row: u64) -> Result<i64, String> {
+    fn time_us(&self, fields: &ByteRecord, row: u64) -> Result<i64, String> {
         match self.clock {
             Clock::Rows { step_us } => Ok(i64::try_from(row).unwrap_or(i64::MAX) * step_us),
-            Clock::Column(i) => Ok(time_to_us(parse_f64(fields[i], "timestamp")?)),
+            Clock::Column(i) => Ok(time_to_us(parse_f64(&fields[i], "timestamp")?)),
         }
     }
 
-    fn memory_percent(&self, fields: &[&[u8]]) -> Result<Option<f64>, String> {
+    fn memory_percent(&self, fields: &ByteRecord) -> Result<Option<f64>, String> {
         Ok(match self.memory {
             Memory::None => None,
-            Memory::Column(i, scale) => Some(parse_non_negative(fields[i], "memory")? * scale),
+            Memory::Column(i, scale) => Some(parse_non_negative(&fields[i], "memory")? * scale),
             Memory::Ratio { used, provisioned } => {
-                let used = parse_non_negative(fields[used], "memory usage")?;
-                let provisioned = parse_non_negative(fields[provisioned], "memory provisioned")?;
+                let used = parse_non_negative(&fields[used], "memory usage")?;
+                let provisioned = parse_non_negative(&fields[provisioned], "memory provisioned")?;
                 (provisioned > 0.0).then(|| used / provisioned * 100.0)
             }
         })
@@ -200,30 +197,26 @@ impl TraceParser {
 }
 
 impl RowParser for TraceParser {
-    fn parse(&mut self, line: &[u8], row: u64) -> Result<SourceEvent, String> {
-        // Traces have at most a dozen columns; a fixed array keeps rows allocation-free.
-        let mut fields: [&[u8]; 16] = [&[]; 16];
-        let mut count = 0;
-        for field in line.split(|b| *b == self.delim) {
-            if count < fields.len() {
-                fields[count] = field.trim_ascii();
-            }
-            count += 1;
-        }
-        if count != self.width || count > fields.len() {
-            return Err(format!("expected {} columns, found {count}", self.width));
+    fn parse(&mut self, fields: &ByteRecord, row: u64) -> Result<SourceEvent, String> {
+        // Every column index below was found in the header, so a row as wide reaches them all.
+        if fields.len() != self.width {
+            return Err(format!(
+                "expected {} columns, found {}",
+                self.width,
+                fields.len()
+            ));
         }
 
         let cpu_percent = match self.cpu {
-            Some((i, scale)) => Some(parse_non_negative(fields[i], "cpu")? * scale),
+            Some((i, scale)) => Some(parse_non_negative(&fields[i], "cpu")? * scale),
             None => None,
         };
         Ok(SourceEvent::Workload(PodMetrics {
             service: String::new(),
-            ts_us: self.time_us(&fields, row)?,
-            load: parse_non_negative(fields[self.load], "load")?,
+            ts_us: self.time_us(fields, row)?,
+            load: parse_non_negative(&fields[self.load], "load")?,
             cpu_percent,
-            memory_percent: self.memory_percent(&fields)?,
+            memory_percent: self.memory_percent(fields)?,
             source: self.source.clone(),
         }))
     }

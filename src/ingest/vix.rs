@@ -14,9 +14,11 @@ use std::path::Path;
 
 use chrono::{NaiveDate, NaiveTime, TimeZone};
 use chrono_tz::America::New_York;
+use csv::{ByteRecord, Trim};
 
 use super::bars::parse_date;
-use super::lines::{header_columns, parse_positive, split_fields};
+use super::fields::parse_positive;
+use super::records::exact;
 use super::{open_with_header, shown, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::{ContextKind, MarketContext};
 
@@ -34,24 +36,24 @@ pub(super) fn is_header(columns: &[String]) -> bool {
 
 /// Opens a VIX daily history.
 pub(super) fn open(path: &Path) -> Result<Rows<VixParser>, Error> {
-    let (lines, header) = open_with_header(path)?;
-    if !is_header(&header_columns(&header, b',')) {
+    let (records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    if !is_header(&columns) {
         return Err(Error::Header {
             path: path.to_owned(),
             format: Format::Vix,
-            seen: shown(&header),
+            seen,
             expected: "`DATE,OPEN,HIGH,LOW,CLOSE`".to_owned(),
         });
     }
-    Ok(Rows::new(lines, VixParser))
+    Ok(Rows::new(records, VixParser))
 }
 
 /// Parses VIX rows.
 pub(super) struct VixParser;
 
 impl RowParser for VixParser {
-    fn parse(&mut self, line: &[u8], _row: u64) -> Result<SourceEvent, String> {
-        let [date, _open, _high, _low, close] = split_fields(line, b',')?;
+    fn parse(&mut self, record: &ByteRecord, _row: u64) -> Result<SourceEvent, String> {
+        let [date, _open, _high, _low, close] = exact(record)?;
         let date = parse_date(date)
             .or_else(|| parse_us_date(date))
             .ok_or_else(|| format!("unparsable date `{}`", shown(date)))?;

@@ -1,0 +1,121 @@
+//! Numbers and times from the bytes of one field.
+//!
+//! Consumes a field as `csv` hands it (already trimmed); produces an `f64` or `i64`, or a reason
+//! that names the column and quotes the text, ready for a [`super::RowError`]. Keeps nothing.
+
+/// Parses a decimal integer (optional sign) from ASCII bytes.
+///
+/// # Errors
+/// Returns a reason naming the column and the text when the bytes are not an integer.
+pub(crate) fn parse_i64(bytes: &[u8], column: &str) -> Result<i64, String> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse::<i64>().ok())
+        .ok_or_else(|| bad_number(column, bytes))
+}
+
+/// Parses a finite floating-point number from ASCII bytes.
+///
+/// # Errors
+/// Returns a reason naming the column and the text when the bytes are not a finite number.
+pub(crate) fn parse_f64(bytes: &[u8], column: &str) -> Result<f64, String> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .filter(|value| value.is_finite())
+        .ok_or_else(|| bad_number(column, bytes))
+}
+
+/// Parses a number that must be strictly positive, such as a price.
+///
+/// # Errors
+/// Returns a reason when the bytes are not a number or the number is zero or negative.
+pub(crate) fn parse_positive(bytes: &[u8], column: &str) -> Result<f64, String> {
+    let value = parse_f64(bytes, column)?;
+    if value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("non-positive {column} {value}"))
+    }
+}
+
+/// Parses a number that must not be negative, such as a size or a count.
+///
+/// # Errors
+/// Returns a reason when the bytes are not a number or the number is negative.
+pub(crate) fn parse_non_negative(bytes: &[u8], column: &str) -> Result<f64, String> {
+    let value = parse_f64(bytes, column)?;
+    if value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("negative {column} {value}"))
+    }
+}
+
+/// Converts an epoch or relative time in seconds, ms or µs to µs, judging the unit by magnitude.
+///
+/// Values below 1e11 are seconds (1e11 s is the year 5138), below 1e14 milliseconds, and
+/// microseconds otherwise; headers that name a unit are not trusted (Bitbrains says `[ms]` but
+/// writes seconds).
+pub(crate) fn time_to_us(value: f64) -> i64 {
+    let magnitude = value.abs();
+    let us = if magnitude < 1e11 {
+        value * 1e6
+    } else if magnitude < 1e14 {
+        value * 1e3
+    } else {
+        value
+    };
+    us.round() as i64
+}
+
+fn bad_number(column: &str, bytes: &[u8]) -> String {
+    format!(
+        "unparsable {column} `{}`",
+        String::from_utf8_lossy(&bytes[..bytes.len().min(40)])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_with_sign_and_reject_junk() {
+        assert_eq!(
+            parse_i64(b"1582329602111000", "ts"),
+            Ok(1_582_329_602_111_000)
+        );
+        assert_eq!(parse_i64(b"-42", "ts"), Ok(-42));
+        assert_eq!(
+            parse_i64(b"4x2", "ts").expect_err("should fail"),
+            "unparsable ts `4x2`"
+        );
+        assert!(parse_i64(b"", "ts").is_err());
+        assert!(parse_i64(b"-", "ts").is_err());
+        // One past i64::MAX overflows and is refused rather than wrapped.
+        assert!(parse_i64(b"9223372036854775808", "ts").is_err());
+    }
+
+    #[test]
+    fn positive_numbers_reject_zero_and_nan() {
+        assert_eq!(parse_positive(b"9682.5", "price"), Ok(9682.5));
+        assert_eq!(
+            parse_positive(b"0", "price").expect_err("should fail"),
+            "non-positive price 0"
+        );
+        assert!(parse_positive(b"NaN", "price").is_err());
+        assert_eq!(
+            parse_non_negative(b"-1", "size").expect_err("should fail"),
+            "negative size -1"
+        );
+    }
+
+    #[test]
+    fn time_unit_is_judged_by_magnitude() {
+        assert_eq!(time_to_us(1_372_629_804.0), 1_372_629_804_000_000);
+        assert_eq!(time_to_us(300.0), 300_000_000);
+        assert_eq!(time_to_us(1_372_629_804_123.0), 1_372_629_804_123_000);
+        assert_eq!(time_to_us(1_582_329_602_111_000.0), 1_582_329_602_111_000);
+    }
+}
