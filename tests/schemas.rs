@@ -104,7 +104,7 @@ fn market_events_round_trip_through_their_schemas() {
         high: 46385.0,
         low: 46319.0,
         close: 46377.0,
-        volume: Some(2_300_413.7295),
+        volume: Some(2_300_413.729_5),
     });
     round_trip(Bar {
         volume: None,

@@ -227,7 +227,6 @@ impl HoltWinters {
         let half_width =
             normal_quantile_two_sided(config.interval_level) * self.variance(config, 1).sqrt();
         let inside = y <= point + half_width && y >= (point - half_width).max(0.0);
-        let forecast = point.max(0.0);
         let error = y - (self.level + config.phi * self.trend + self.season_at(slot));
         self.level += config.phi * self.trend + config.alpha * error;
         self.trend = config.phi * self.trend + config.alpha * config.beta * error;

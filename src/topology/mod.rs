@@ -113,15 +113,20 @@ pub enum Error {
     },
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
-    #[error("{path}:{line}: field `{field}` of {entry}: expected {expected}, found {found}")]
-    Invalid {
-        path: String,
-        line: usize,
-        entry: String,
-        field: String,
-        expected: String,
-        found: String,
-    },
+    #[error(transparent)]
+    Invalid(Box<InvalidField>),
+}
+
+/// A field whose value the topology refuses, with where it sits and what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: field `{field}` of {entry}: expected {expected}, found {found}")]
+pub struct InvalidField {
+    pub path: String,
+    pub line: usize,
+    pub entry: String,
+    pub field: String,
+    pub expected: String,
+    pub found: String,
 }
 
 /// The validated topology: the topics and the services.

@@ -1,6 +1,6 @@
 //! Checks of the topology that serde cannot express, with the line each problem sits on.
 
-use super::{Cleanup, Error, ServiceSpec, TopicSpec};
+use super::{Cleanup, Error, InvalidField, ServiceSpec, TopicSpec};
 
 /// Returns the 1-based line of `field = …` inside the `index`-th `[[table]]` of `text`, or the
 /// table header's line when the field is absent.
@@ -37,14 +37,14 @@ struct Check<'a> {
 
 impl Check<'_> {
     fn fail(&self, field: &str, expected: impl Into<String>, found: impl ToString) -> Error {
-        Error::Invalid {
+        Error::Invalid(Box::new(InvalidField {
             path: self.path.to_string(),
             line: field_line(self.text, self.table, self.index, field),
             entry: self.entry.clone(),
             field: field.to_string(),
             expected: expected.into(),
             found: found.to_string(),
-        }
+        }))
     }
 }
 
@@ -268,6 +268,6 @@ mod tests {
         assert!(err
             .to_string()
             .contains("field `retention_hours` of topic `model.events`"));
-        assert!(matches!(err, Error::Invalid { .. }));
+        assert!(matches!(err, Error::Invalid(_)));
     }
 }
