@@ -88,14 +88,16 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// One case has an unknown field, lacks one, or has one of the wrong type.
-    #[error("case {index} ({name:?}) in {file} is not a valid case")]
+    /// One case has an unknown field, lacks one, or has one of the wrong type. `line` and
+    /// `column` are where the case starts; `detail` names the field.
+    #[error("case {index} ({name:?}) at line {line} column {column} of {file} is not a valid case: {detail}")]
     Case {
         file: String,
         index: usize,
         name: String,
-        #[source]
-        source: serde_json::Error,
+        line: usize,
+        column: usize,
+        detail: String,
     },
     /// One case's fields do not fit together.
     #[error("case {index} ({name:?}) in {file} is not a valid case: {message}")]
@@ -389,13 +391,16 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Case>, Error> {
         .deserialize_seq(CaseList {
             failed_at: &failed_at,
         })
-        .map_err(|source| {
+        .map_err(|error| {
             let index = failed_at.get().unwrap_or(0);
+            let (line, column) = element_position(text, index);
             Error::Case {
                 file: file.to_string(),
                 index,
                 name: name_of(index),
-                source,
+                line,
+                column,
+                detail: without_position(&error),
             }
         })?;
 
@@ -410,6 +415,53 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Case>, Error> {
         }
     }
     Ok(cases)
+}
+
+/// Returns serde_json's message without its position: a case is read whole before its fields
+/// are checked, so that position is the end of the case, or of the array, not the field's.
+fn without_position(error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let suffix = format!(" at line {} column {}", error.line(), error.column());
+    message
+        .strip_suffix(&suffix)
+        .map(str::to_string)
+        .unwrap_or(message)
+}
+
+/// Returns the line and column (from 1) where element `index` of the top-level JSON array in
+/// `text` starts; `text` is known to be a valid JSON array.
+fn element_position(text: &str, index: usize) -> (usize, usize) {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut seen, mut expecting) = (0usize, false);
+    let (mut line, mut column) = (1, 0);
+    for c in text.chars() {
+        (line, column) = if c == '\n' {
+            (line + 1, 0)
+        } else {
+            (line, column + 1)
+        };
+        if in_string {
+            (escaped, in_string) = (!escaped && c == '\\', escaped || c != '"');
+            continue;
+        }
+        if expecting && depth == 1 && !c.is_whitespace() {
+            if seen == index {
+                return (line, column);
+            }
+            (seen, expecting) = (seen + 1, false);
+        }
+        match c {
+            '"' => in_string = true,
+            '[' | '{' => depth += 1,
+            ']' | '}' => depth = depth.saturating_sub(1),
+            ',' if depth == 1 => expecting = true,
+            _ => {}
+        }
+        if c == '[' && depth == 1 {
+            expecting = true;
+        }
+    }
+    (line, column)
 }
 
 /// Deserialises the array of cases, remembering which case it was reading.

@@ -430,19 +430,18 @@ const ONE_CASE: &str = r#"[
 fn parse_error(field: &str) -> String {
     let text = ONE_CASE.replace("FIELD", field);
     let error = cases::parse(&text, "my.json").expect_err("refused");
-    let source = std::error::Error::source(&error).map(|s| s.to_string());
-    format!("{error}: {}", source.unwrap_or_default())
+    error.to_string()
 }
 
 #[test]
 fn a_case_with_an_unknown_field_is_refused_with_its_index_name_field_and_position() {
     let message = parse_error(r#""colour": "red""#);
+    // The second case starts on line 5, column 2 (after one space).
     assert!(
-        message.starts_with(r#"case 1 ("second") in my.json"#),
+        message.starts_with(r#"case 1 ("second") at line 5 column 2 of my.json"#),
         "{message}"
     );
     assert!(message.contains("unknown field `colour`"), "{message}");
-    assert!(message.contains("line "), "{message}");
 }
 
 #[test]
@@ -450,15 +449,14 @@ fn a_case_without_a_required_field_is_refused() {
     let text = ONE_CASE
         .replace(r#""min_replicas": 3, "#, "")
         .replace(", FIELD", "");
-    let error = cases::parse(&text, "my.json").expect_err("refused");
-    let source = std::error::Error::source(&error).map(|s| s.to_string());
-    assert!(error.to_string().contains(r#"case 0 ("ok")"#), "{error}");
+    let error = cases::parse(&text, "my.json")
+        .expect_err("refused")
+        .to_string();
     assert!(
-        source
-            .unwrap_or_default()
-            .contains("missing field `min_replicas`"),
+        error.contains(r#"case 0 ("ok") at line 2 column 2"#),
         "{error}"
     );
+    assert!(error.ends_with("missing field `min_replicas`"), "{error}");
     // `null` is required where a value is absent: no `behavior` at all is refused too.
     let text = ONE_CASE
         .replace(
@@ -481,6 +479,17 @@ fn an_external_metric_needs_exactly_one_target() {
     let error = cases::parse(&text, "my.json").expect_err("refused");
     assert!(error.to_string().contains("exactly one of"), "{error}");
     assert!(matches!(error, cases::Error::Invalid { index: 1, .. }));
+}
+
+#[test]
+fn a_file_that_is_not_json_is_refused_with_serdes_position() {
+    let error = cases::parse("[{\"name\": }]", "bad.json").expect_err("refused");
+    let source = std::error::Error::source(&error).map(|s| s.to_string());
+    assert!(error.to_string().contains("bad.json"), "{error}");
+    assert!(
+        source.unwrap_or_default().contains("line 1 column 11"),
+        "{error}"
+    );
 }
 
 #[test]
