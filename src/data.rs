@@ -30,3 +30,18 @@ pub fn shared_data_file(relative: &str) -> PathBuf {
     );
     path
 }
+
+/// Returns the path of one reference file under `reference/`, beside the data folder, such as
+/// `hpa-cases.json`.
+///
+/// # Panics
+/// Panics with the path it looked at when the file is missing: meant for tests.
+pub fn shared_reference_file(relative: &str) -> PathBuf {
+    let path = shared_data_dir().join("../reference").join(relative);
+    assert!(
+        path.exists(),
+        "missing reference file {}: set {DATA_ENV} to the data folder that has reference/ beside it",
+        path.display()
+    );
+    path
+}

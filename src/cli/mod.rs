@@ -1,6 +1,7 @@
 //! Command-line parsing and the commands.
 
 mod consume;
+mod hpa;
 mod run;
 
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ enum Command {
     Run(run::RunArgs),
     /// Prints the events of a topic from the embedded log.
     Consume(consume::ConsumeArgs),
+    /// Evaluates HPA cases from a JSON file: what the Kubernetes HPA would do in each.
+    Hpa(hpa::HpaArgs),
 }
 
 /// Where the embedded log lives, and which topology to use.
@@ -51,5 +54,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args),
         Command::Consume(args) => consume::consume(args),
+        Command::Hpa(args) => hpa::hpa(args),
     }
 }

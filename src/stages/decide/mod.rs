@@ -4,13 +4,18 @@
 //! [`MarketRegime`] and the [`ObservedOutcome`] (replicas, ready replicas, CPU utilisation).
 //! **Produces** one [`ScalingDecision`] per call, id `decision/<service>/<ts_us>`, with every
 //! input that shaped it, the rule that set it, the bounds that changed it and a reason line.
-//! **Keeps**, per service, the recent recommendations for the stabilisation windows.
+//! **Keeps**, per service, the recent recommendations and scale events ([`hpa::History`]) for
+//! the stabilisation windows and rate policies.
 //! **Guarantees**: the same inputs in the same order give the same decisions.
 //!
 //! Two policies:
 //!
 //! - [`Policy::Hpa`]: the Kubernetes HPA on CPU utilisation ([`hpa`]): replica calculator,
-//!   scale-down stabilisation, scale-up limit `max(2 × current, 4)`, min/max bounds.
+//!   then, without `behavior`, scale-down stabilisation, scale-up limit `max(2 × current, 4)`
+//!   and min/max bounds, or with [`DecideConfig::behavior`] its stabilisation windows and rate
+//!   policies. The simulated cluster reports one utilisation figure per window, so the
+//!   calculator sees the ready replicas as pods requesting 1 CPU each and all using that
+//!   figure, and the replicas still starting as running pods that are not ready.
 //! - [`Policy::Predictive`]: provisions for the forecast load at `now + startup_s +
 //!   decision_interval_s` ([`predictive`]), never below what the HPA asks
 //!   (`max(reactive, predictive)`), through the same stabilisation and min/max bounds. It does
@@ -20,7 +25,10 @@
 //!
 //! # Caveats
 //!
-//! The HPA is simplified in the places listed in [`hpa`]'s module doc. When the current count
+//! The HPA's own caveats are listed in [`hpa`]'s module doc. Here, every ready pod uses the
+//! same share of its request, so missing metrics, failed, pending and deleting pods never
+//! arise, and the target utilisation is rounded to a whole percent as the HPA's API requires.
+//! The controller syncs every 15 s; here it runs once per closed window. When the current count
 //! is already outside `[min, max]`, the answer is the nearest bound and nothing is recorded for
 //! stabilisation, as the controller does.
 
@@ -37,7 +45,7 @@ use thiserror::Error;
 use crate::events::{LoadForecast, MarketRegime, ObservedOutcome, ScalingDecision};
 use crate::topology::ServiceSpec;
 
-use hpa::{HpaInput, Stabilizer};
+use hpa::{History, Hold, Metric, MetricInput, Pod, PodPhase, Tolerance};
 
 /// What can be wrong with the decide stage's settings; none of these is worth retrying.
 #[derive(Debug, Error, PartialEq)]
@@ -95,10 +103,13 @@ pub struct DecideConfig {
     pub policy: Policy,
     /// Usage ratios within `1 ± tolerance` keep the current count (the HPA's 0.1).
     pub tolerance: f64,
-    /// Seconds over which the highest recommendation holds a scale-down (the HPA's 300).
+    /// Seconds over which the highest recommendation holds a scale-down when there is no
+    /// `behavior` (the controller's `--horizontal-pod-autoscaler-downscale-stabilization`, 300).
     pub scale_down_stabilization_s: i64,
-    /// Seconds over which the lowest recommendation holds a scale-up (the HPA's default 0).
-    pub scale_up_stabilization_s: i64,
+    /// The HPA's `behavior`: stabilisation windows and rate policies per direction. `None` is
+    /// the legacy path (the window above and the scale-up limit `max(2 × current, 4)`).
+    #[serde(default)]
+    pub behavior: Option<hpa::Behavior>,
     /// Forecasts whose confidence is below this fall back to the HPA.
     pub confidence_threshold: f64,
     /// Seconds between decisions: the window length.
@@ -113,7 +124,7 @@ impl Default for DecideConfig {
             policy: Policy::Predictive,
             tolerance: 0.1,
             scale_down_stabilization_s: 300,
-            scale_up_stabilization_s: 0,
+            behavior: None,
             confidence_threshold: 0.5,
             decision_interval_s: 15,
             headroom: 0.5,
@@ -145,11 +156,6 @@ impl DecideConfig {
                 self.scale_down_stabilization_s >= 0,
             ),
             (
-                "scale_up_stabilization_s",
-                self.scale_up_stabilization_s as f64,
-                self.scale_up_stabilization_s >= 0,
-            ),
-            (
                 "decision_interval_s",
                 self.decision_interval_s as f64,
                 self.decision_interval_s > 0,
@@ -166,7 +172,18 @@ impl DecideConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionEngine {
     config: DecideConfig,
-    stabilizers: BTreeMap<String, Stabilizer>,
+    histories: BTreeMap<String, History>,
+}
+
+/// The HPA's recommendation, as the decision reports it.
+struct Reactive {
+    replicas: i64,
+    /// The usage ratio the answer came from.
+    usage_ratio: f64,
+    /// The rule that kept the current count, if one did.
+    hold: Option<Hold>,
+    /// A note for the reason line, when a special case decided.
+    note: Option<String>,
 }
 
 /// The answer before stabilisation, with what it came from.
@@ -182,7 +199,7 @@ impl DecisionEngine {
     pub fn new(config: DecideConfig) -> Self {
         Self {
             config,
-            stabilizers: BTreeMap::new(),
+            histories: BTreeMap::new(),
         }
     }
 
@@ -201,13 +218,7 @@ impl DecisionEngine {
     ) -> ScalingDecision {
         let now_us = observed.window_end_us;
         let current = observed.replicas;
-        let reactive = hpa::recommend(HpaInput {
-            current,
-            ready: observed.ready_replicas,
-            utilization: observed.utilization,
-            target: spec.target_utilization_percent,
-            tolerance: self.config.tolerance,
-        });
+        let reactive = self.reactive(spec, observed);
         let candidate = self.candidate(spec, forecast, reactive.replicas);
 
         let (desired, bounds) = self.normalize(spec, now_us, current, &candidate, &reactive);
@@ -249,37 +260,103 @@ impl DecisionEngine {
         now_us: i64,
         current: i64,
         candidate: &Candidate,
-        reactive: &hpa::Recommendation,
+        reactive: &Reactive,
     ) -> (i64, Vec<&'static str>) {
-        let (min, max) = (spec.min_replicas, spec.max_replicas);
         let mut bounds = Vec::new();
-        if reactive.held_by_tolerance && candidate.rule != "forecast" {
-            bounds.push("tolerance");
+        if candidate.rule != "forecast" {
+            bounds.extend(reactive.hold.map(|hold| match hold {
+                Hold::Tolerance => "tolerance",
+                Hold::DirectionFlip => "unready-pods",
+            }));
         }
-        if current > max || current < min {
-            // The controller corrects an out-of-range count before looking at metrics.
-            let limited = hpa::limit(current, current, min, max, false);
-            bounds.extend(limited.bounds);
-            return (limited.replicas, bounds);
-        }
+        let keep_s = self.history_keep_s();
+        let history = self.histories.entry(spec.name.clone()).or_default();
+        let recommendations = history.recommendations_at(now_us);
+        let scale_events = history.scale_events_at(now_us);
+        let normalized = hpa::normalize(&hpa::NormalizeInput {
+            current,
+            desired: candidate.replicas,
+            min: spec.min_replicas,
+            max: spec.max_replicas,
+            behavior: self.config.behavior.as_ref(),
+            legacy_window_s: self.config.scale_down_stabilization_s as f64,
+            recommendations: &recommendations,
+            scale_events: &scale_events,
+            rate_limits: candidate.scale_up_limit,
+        });
 
-        let stabilized = self
-            .stabilizers
-            .entry(spec.name.clone())
-            .or_default()
-            .stabilize(
-                now_us,
-                candidate.replicas,
-                current,
-                self.config.scale_down_stabilization_s,
-                self.config.scale_up_stabilization_s,
-            );
-        if stabilized != candidate.replicas {
-            bounds.push("stabilization");
+        // The controller corrects an out-of-range count before looking at metrics, and then
+        // records nothing.
+        if !normalized.range_corrected {
+            let change = normalized.replicas - current;
+            history.record(now_us, candidate.replicas, change, keep_s);
         }
-        let limited = hpa::limit(current, stabilized, min, max, candidate.scale_up_limit);
-        bounds.extend(limited.bounds);
-        (limited.replicas, bounds)
+        bounds.extend(normalized.bounds.iter().map(|b| b.as_str()));
+        (normalized.replicas, bounds)
+    }
+
+    /// Returns how long the history must reach back: the longest stabilisation window or
+    /// rate-policy period.
+    fn history_keep_s(&self) -> i64 {
+        let Some(behavior) = &self.config.behavior else {
+            return self.config.scale_down_stabilization_s;
+        };
+        [&behavior.scale_up, &behavior.scale_down]
+            .into_iter()
+            .flat_map(|r| {
+                let periods = r.policies.iter().map(|p| p.period_s);
+                periods.chain([r.stabilization_window_s])
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Returns the HPA's recommendation for `observed`: the ready replicas as pods requesting
+    /// 1 CPU and all using the observed utilisation, the replicas still starting as running
+    /// pods that are not ready.
+    fn reactive(&self, spec: &ServiceSpec, observed: &ObservedOutcome) -> Reactive {
+        let ready = observed.ready_replicas.clamp(0, observed.replicas.max(0));
+        let usage = (observed.utilization * 10.0).round() as i64;
+        let pod = |ready: bool, usage| Pod {
+            phase: PodPhase::Running,
+            ready,
+            cpu_warming: false,
+            deleting: false,
+            request_milli: Some(1000),
+            usage_milli: Some(usage),
+        };
+        let mut pods = vec![pod(true, usage); ready as usize];
+        pods.extend(vec![
+            pod(false, 0);
+            (observed.replicas - ready).max(0) as usize
+        ]);
+
+        let input = MetricInput {
+            current_replicas: observed.replicas,
+            tolerance: Tolerance::both(self.config.tolerance),
+            metric: Metric::Resource {
+                target_utilization_percent: spec.target_utilization_percent.round() as i64,
+            },
+            pods: &pods,
+            unmatched_metrics_milli: &[],
+        };
+        match hpa::recommend(&input) {
+            Ok(r) => Reactive {
+                replicas: r.replicas,
+                usage_ratio: r.final_ratio(),
+                hold: r.held,
+                note: r
+                    .unready_counted_idle
+                    .then(|| "starting pods count as idle".to_string()),
+            },
+            // The controller keeps the count when it has no metrics to go by.
+            Err(error) => Reactive {
+                replicas: observed.replicas,
+                usage_ratio: 1.0,
+                hold: None,
+                note: Some(error.to_string()),
+            },
+        }
     }
 
     /// Returns the policy's answer before stabilisation and bounds.
@@ -323,7 +400,7 @@ impl DecisionEngine {
 fn reason_line(
     spec: &ServiceSpec,
     forecast: &LoadForecast,
-    reactive: &hpa::Recommendation,
+    reactive: &Reactive,
     candidate: &Candidate,
     current: i64,
     desired: i64,
@@ -334,7 +411,11 @@ fn reason_line(
         reactive.usage_ratio * spec.target_utilization_percent,
         spec.target_utilization_percent,
         reactive.replicas,
-        reactive.note.map(|n| format!(" ({n})")).unwrap_or_default(),
+        reactive
+            .note
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
     );
     let why = match (candidate.rule, &candidate.plan) {
         ("fallback-low-confidence", _) => format!(

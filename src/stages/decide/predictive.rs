@@ -13,8 +13,6 @@ use crate::events::LoadForecast;
 use crate::stages::predict::forecast_at;
 use crate::topology::ServiceSpec;
 
-use super::hpa::ceil_replicas;
-
 /// What the forecast asks for on its own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -44,4 +42,10 @@ pub fn plan(spec: &ServiceSpec, forecast: &LoadForecast, interval_s: i64, headro
         load,
         replicas,
     }
+}
+
+/// Returns `ceil(x)`, forgiving float noise just above a whole number (3 × 1.0000000000000002
+/// is 3 pods, not 4). The HPA's own calculator does not forgive it; this rule is ours.
+fn ceil_replicas(x: f64) -> i64 {
+    (x - 1e-9).ceil().max(0.0) as i64
 }

@@ -421,13 +421,15 @@ fn predictive_reaches_the_needed_replicas_windows_before_the_hpa_on_a_ramp() {
 
 #[test]
 fn predictive_breaks_the_slo_in_fewer_windows_than_the_hpa_on_a_steep_ramp() {
-    // +120/s per window for 25 windows. Measured: HPA 9 windows over the SLO, predictive 5
-    // (at +40/s both have none; at +200/s, 15 against 6). Predictive still misses some: the
-    // trend takes a few windows to learn, and pods asked for take 30 s to serve.
+    // +120/s per window for 25 windows. Measured: HPA 11 windows over the SLO, predictive 5.
+    // Predictive still misses some: the trend takes a few windows to learn, and pods asked for
+    // take 30 s to serve. (Before the HPA truncated utilisation to a whole percent, as the
+    // controller does, it had 9: 66.9 % against 60 % was a 1.115 ratio, now 66 % is 1.1,
+    // inside the tolerance.)
     let loads: Vec<f64> = (0..60)
         .map(|i| 200.0 + 120.0 * (i - 10).clamp(0, 25) as f64)
         .collect();
     let (_, hpa_violations) = run_policy(Policy::Hpa, &loads);
     let (_, predictive_violations) = run_policy(Policy::Predictive, &loads);
-    assert_eq!((hpa_violations, predictive_violations), (9, 5));
+    assert_eq!((hpa_violations, predictive_violations), (11, 5));
 }
