@@ -223,12 +223,13 @@ fn print_report(report: &Report, state: &std::path::Path, elapsed: std::time::Du
         );
     }
     println!(
-        "events in {}, dead letters {}, windows {}, decisions {} ({} changed replicas), SLO-violating windows {}, drift alarms {}{}",
+        "events in {}, dead letters {}, windows {}, decisions {} ({} changed replicas), pod-hours {:.1}, SLO-violating windows {}, drift alarms {}{}",
         c.events_in,
         c.dead_letters,
         c.windows,
         c.decisions,
         c.scale_changes,
+        c.pod_hours,
         c.slo_violations,
         c.drift_alarms,
         if report.already_complete { String::new() } else { format!(", {:.1} s", elapsed.as_secs_f64()) }

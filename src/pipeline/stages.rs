@@ -45,6 +45,10 @@ pub struct Counters {
     pub scale_changes: u64,
     pub slo_violations: u64,
     pub drift_alarms: u64,
+    /// Replicas asked for, times the windows they were asked for over, in hours.
+    pub pod_hours: f64,
+    /// Model events of every kind (accuracy reports, drift detected and cleared).
+    pub model_events: u64,
 }
 
 /// The state of every stage, persisted together at each checkpoint.
@@ -196,6 +200,9 @@ impl Stages {
         self.counters.scale_changes +=
             u64::from(decision.desired_replicas != decision.current_replicas);
         self.counters.slo_violations += u64::from(observed.slo_violated);
+        let window_h = (observed.window_end_us - observed.window_start_us) as f64 / 3.6e9;
+        self.counters.pod_hours += observed.replicas as f64 * window_h;
+        self.counters.model_events += model_events.len() as u64;
         let drift = model_events
             .iter()
             .filter(|e| e.kind == ModelEventKind::DriftDetected);
