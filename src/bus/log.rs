@@ -72,7 +72,7 @@ impl EmbeddedLog {
             .cache_capacity(32 * 1024 * 1024)
             .flush_every_ms(Some(500))
             .use_compression(true)
-            .compression_factor(3)
+            .compression_factor(1)
             .open()
             .map_err(|source| Error::Locked {
                 dir: dir.to_path_buf(),
@@ -220,7 +220,7 @@ impl EmbeddedLog {
 /// Appends, positions and state that land together or not at all.
 pub struct Transaction<'a> {
     log: &'a EmbeddedLog,
-    appends: BTreeMap<(String, u32), Vec<Vec<u8>>>,
+    appends: BTreeMap<String, BTreeMap<u32, Vec<Vec<u8>>>>,
     writes: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -231,10 +231,23 @@ impl Transaction<'_> {
     /// Fails for a topic the topology does not declare.
     pub fn append(&mut self, topic: &str, key: &str, value: Vec<u8>) -> Result<(), Error> {
         let partition = super::partition_for(key, self.log.partitions(topic)?);
-        self.appends
-            .entry((topic.to_string(), partition))
-            .or_default()
-            .push(value);
+        self.append_to(topic, partition, value)
+    }
+
+    /// Appends `value` to `topic`/`partition`.
+    ///
+    /// # Errors
+    /// Fails for a topic the topology does not declare or a partition it does not have.
+    pub fn append_to(&mut self, topic: &str, partition: u32, value: Vec<u8>) -> Result<(), Error> {
+        if partition >= self.log.partitions(topic)? {
+            return Err(Error::UnknownTopic(format!("{topic}/{partition}")));
+        }
+        // Look up by reference first: appends come in runs on the same few topics.
+        let partitions = match self.appends.get_mut(topic) {
+            Some(partitions) => partitions,
+            None => self.appends.entry(topic.to_string()).or_default(),
+        };
+        partitions.entry(partition).or_default().push(value);
         Ok(())
     }
 
@@ -253,7 +266,11 @@ impl Transaction<'_> {
 
     /// Returns how many records this transaction appends.
     pub fn appended(&self) -> usize {
-        self.appends.values().map(Vec::len).sum()
+        self.appends
+            .values()
+            .flat_map(|p| p.values())
+            .map(Vec::len)
+            .sum()
     }
 
     /// Applies everything atomically.
@@ -262,11 +279,13 @@ impl Transaction<'_> {
     /// Fails on a storage error; then nothing was applied.
     pub fn commit(self) -> Result<(), Error> {
         let mut batch = sled::Batch::default();
-        for ((topic, partition), records) in &self.appends {
-            let base = self.log.end_offset(topic, *partition)?;
-            batch.insert(data_key(topic, *partition, base), batch::encode(records));
-            let end = base + records.len() as u64;
-            batch.insert(end_key(topic, *partition), end.to_be_bytes().to_vec());
+        for (topic, partitions) in &self.appends {
+            for (&partition, records) in partitions {
+                let base = self.log.end_offset(topic, partition)?;
+                batch.insert(data_key(topic, partition, base), batch::encode(records));
+                let end = base + records.len() as u64;
+                batch.insert(end_key(topic, partition), end.to_be_bytes().to_vec());
+            }
         }
         for (key, value) in self.writes {
             batch.insert(key, value);

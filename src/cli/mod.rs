@@ -1,5 +1,14 @@
 //! Command-line parsing and the commands.
 
+/// Prints a line on standard output; a reader that went away (a closed pipe, as with `| head`)
+/// is not an error worth stopping a run for.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod consume;
 mod hpa;
 mod run;

@@ -189,7 +189,7 @@ fn print_header(stages: &Stages) {
         .iter()
         .map(|s| format!("{:>12}", s.name))
         .collect();
-    println!(
+    say!(
         "{:<21} {:<9} {}   (replicas, load/s)",
         "event time",
         "regime",
@@ -206,23 +206,23 @@ fn print_summary(ts_us: i64, regime: &str, stages: &Stages) {
             None => format!("{:>12}", "-"),
         })
         .collect();
-    println!("{:<21} {:<9} {}", time(ts_us), regime, cells.join(" "));
+    say!("{:<21} {:<9} {}", time(ts_us), regime, cells.join(" "));
 }
 
 fn print_report(report: &Report, state: &std::path::Path, elapsed: std::time::Duration) {
     let c = &report.counters;
     if report.already_complete {
-        println!(
+        say!(
             "This run had already finished in {}; nothing to do.",
             state.display()
         );
     } else if report.resumed {
-        println!(
+        say!(
             "Resumed from the last checkpoint in {} and finished.",
             state.display()
         );
     }
-    println!(
+    say!(
         "events in {}, dead letters {}, windows {}, decisions {} ({} changed replicas), pod-hours {:.1}, SLO-violating windows {}, drift alarms {}{}",
         c.events_in,
         c.dead_letters,
@@ -238,7 +238,7 @@ fn print_report(report: &Report, state: &std::path::Path, elapsed: std::time::Du
         report.services.iter().zip(&report.latest).zip(&report.peak)
     {
         let last = latest.as_ref().map_or(0, |d| d.desired_replicas);
-        println!(
+        say!(
             "  {:<12} peak {:>3} replicas at {}, last {}",
             spec.name,
             peak,
@@ -246,7 +246,7 @@ fn print_report(report: &Report, state: &std::path::Path, elapsed: std::time::Du
             last
         );
     }
-    println!(
+    say!(
         "Decisions: tickscale consume scaling.decisions --from-beginning --state {}",
         state.display()
     );

@@ -29,8 +29,11 @@ pub enum CodecError {
 }
 
 /// Encodes and decodes events of one type as Avro datums.
+///
+/// The writer and reader are built once: resolving a schema costs more than encoding an event.
 pub struct Codec<T: Event> {
-    schema: Schema,
+    writer: GenericDatumWriter<'static>,
+    reader: GenericDatumReader<'static>,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -43,15 +46,27 @@ impl<T: Event> Default for Codec<T> {
 impl<T: Event> Codec<T> {
     /// Returns a codec using the schema derived from `T`.
     pub fn new() -> Self {
+        // The derived schema is self-contained (no references to other files), so resolving it
+        // cannot fail; a failure here is a bug in an event type, caught by the schema tests.
+        #[allow(clippy::expect_used)]
+        let writer = GenericDatumWriter::builder(T::schema())
+            .validate(false)
+            .build()
+            .expect("derived schemas resolve");
+        #[allow(clippy::expect_used)]
+        let reader = GenericDatumReader::builder(T::schema())
+            .build()
+            .expect("derived schemas resolve");
         Self {
-            schema: T::get_schema(),
+            writer,
+            reader,
             _type: PhantomData,
         }
     }
 
     /// Returns the schema this codec writes and reads.
-    pub fn schema(&self) -> &Schema {
-        &self.schema
+    pub fn schema(&self) -> &'static Schema {
+        T::schema()
     }
 
     /// Appends the Avro datum of `event` to `out`.
@@ -63,11 +78,7 @@ impl<T: Event> Codec<T> {
             schema: T::NAME,
             source: Box::new(e),
         };
-        let writer = GenericDatumWriter::builder(&self.schema)
-            .validate(false)
-            .build()
-            .map_err(wrap)?;
-        writer.write_ser(out, event).map_err(wrap)?;
+        self.writer.write_ser(out, event).map_err(wrap)?;
         Ok(())
     }
 
@@ -80,9 +91,6 @@ impl<T: Event> Codec<T> {
             schema: T::NAME,
             source: Box::new(e),
         };
-        let reader = GenericDatumReader::builder(&self.schema)
-            .build()
-            .map_err(wrap)?;
-        reader.read_deser(input).map_err(wrap)
+        self.reader.read_deser(input).map_err(wrap)
     }
 }

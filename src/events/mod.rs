@@ -33,6 +33,9 @@ pub trait Event: Serialize + DeserializeOwned + AvroSchema + Clone + std::fmt::D
 
     /// Returns the event time in µs since the epoch.
     fn event_time_us(&self) -> i64;
+
+    /// Returns the derived schema, built once per process.
+    fn schema() -> &'static apache_avro::Schema;
 }
 
 macro_rules! impl_event {
@@ -50,6 +53,12 @@ macro_rules! impl_event {
                 #[allow(unused_variables)]
                 let $e = self;
                 $time
+            }
+
+            fn schema() -> &'static apache_avro::Schema {
+                static SCHEMA: std::sync::OnceLock<apache_avro::Schema> =
+                    std::sync::OnceLock::new();
+                SCHEMA.get_or_init(<$ty as AvroSchema>::get_schema)
             }
         }
     };

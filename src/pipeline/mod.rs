@@ -11,7 +11,7 @@ mod run;
 mod sources;
 mod stages;
 
-pub use outbox::{Codecs, Outbox, Routed};
+pub use outbox::{append_all, Codecs, Encoded, Outbox, Routed};
 pub use run::{run, Progress, Report, RunPlan};
 pub use sources::{Item, MergedSources, SourceSpec};
 pub use stages::{Counters, StageConfig, Stages};
@@ -29,6 +29,10 @@ pub enum Error {
     Log(#[from] crate::bus::Error),
     #[error("failed to encode an event")]
     Codec(#[from] crate::events::CodecError),
+    #[error("the checkpoint writer stopped")]
+    CommitterStopped,
+    #[error("the checkpoint writer panicked")]
+    CommitterPanicked,
     #[error("failed to read the checkpoint: {0}")]
     State(String),
     #[error(

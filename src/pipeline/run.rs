@@ -15,7 +15,7 @@ use crate::events::{DeadLetter, ScalingDecision};
 use crate::ingest::RowError;
 use crate::topology::{ServiceSpec, Topology};
 
-use super::outbox::Outbox;
+use super::outbox::{append_all, Encoded, Outbox};
 use super::sources::{describe_file, Item, MergedSources, SourceSpec};
 use super::stages::{Counters, StageConfig, Stages};
 use super::Error;
@@ -68,6 +68,10 @@ pub struct Report {
 
 /// Runs `plan` on `log`, resuming from its checkpoint when it holds one of the same run.
 ///
+/// The stages run on the calling thread; a second thread encodes each checkpoint's events and
+/// commits them with the state, so storing overlaps with computing. At most one checkpoint waits
+/// for the committer, which bounds memory.
+///
 /// # Errors
 /// Fails when an input cannot be opened, the log belongs to another run, or storage fails.
 pub fn run(
@@ -77,7 +81,7 @@ pub fn run(
     on_progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Report, Error> {
     let fingerprint = fingerprint(topology, plan);
-    let (mut state, resumed) = match log.state(STATE_KEY)? {
+    let (state, resumed) = match log.state(STATE_KEY)? {
         Some(bytes) => (restore(log, &bytes, &fingerprint)?, true),
         None => (fresh(topology, plan, fingerprint), false),
     };
@@ -85,18 +89,73 @@ pub fn run(
         return Ok(report(state, true, true));
     }
 
+    std::thread::scope(|scope| {
+        let (to_committer, checkpoints) = std::sync::mpsc::sync_channel::<Checkpoint>(1);
+        let committer = scope.spawn(move || commit_all(log, checkpoints));
+        let driven = drive(
+            state,
+            plan,
+            Outbox::new(topology),
+            &to_committer,
+            on_progress,
+        );
+        drop(to_committer);
+        // A committer failure makes `drive` stop at its next send; report the committer's cause.
+        let committed = committer.join().unwrap_or(Err(Error::CommitterPanicked));
+        let state = match (driven, committed) {
+            (_, Err(error)) | (Err(error), Ok(())) => return Err(error),
+            (Ok(state), Ok(())) => state,
+        };
+        log.flush()?;
+        on_progress(Progress::Checkpoint {
+            counters: &state.stages.counters,
+        });
+        Ok(report(state, false, resumed))
+    })
+}
+
+/// One checkpoint on its way to the log: the events since the last one and the state after them.
+struct Checkpoint {
+    records: Vec<Encoded>,
+    state: Vec<u8>,
+}
+
+fn commit_all(
+    log: &EmbeddedLog,
+    checkpoints: std::sync::mpsc::Receiver<Checkpoint>,
+) -> Result<(), Error> {
+    for checkpoint in checkpoints {
+        let mut tx = log.transaction();
+        append_all(checkpoint.records, &mut tx)?;
+        tx.set_state(STATE_KEY, checkpoint.state);
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Reads every input through the stages, sending a checkpoint every `checkpoint_every` items
+/// and a last one, marked done, at the end.
+fn drive(
+    mut state: RunState,
+    plan: &RunPlan,
+    out: Outbox,
+    committer: &std::sync::mpsc::SyncSender<Checkpoint>,
+    on_progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunState, Error> {
     let mut sources = MergedSources::open(&plan.sources, &state.taken)?;
-    let mut loop_state = Loop {
-        out: Outbox::default(),
+    let mut work = Loop {
+        out,
         since_checkpoint: 0,
         next_summary_us: None,
     };
+    // Not a `for` loop: the positions are read from `sources` between items.
+    #[allow(clippy::while_let_on_iterator)]
     while let Some(item) = sources.next() {
-        loop_state.on_item(&mut state.stages, plan, item, on_progress)?;
-        if loop_state.since_checkpoint >= plan.checkpoint_every {
+        work.on_item(&mut state.stages, plan, item, on_progress)?;
+        if work.since_checkpoint >= plan.checkpoint_every {
             state.taken = sources.taken();
-            checkpoint(log, &mut loop_state.out, &state)?;
-            loop_state.since_checkpoint = 0;
+            send(committer, &mut work.out, &state)?;
+            work.since_checkpoint = 0;
             on_progress(Progress::Checkpoint {
                 counters: &state.stages.counters,
             });
@@ -104,16 +163,27 @@ pub fn run(
     }
 
     for window in state.stages.finish() {
-        state.stages.on_window(&window, &mut loop_state.out)?;
+        state.stages.on_window(&window, &mut work.out)?;
     }
     state.taken = sources.taken();
     state.done = true;
-    checkpoint(log, &mut loop_state.out, &state)?;
-    log.flush()?;
-    on_progress(Progress::Checkpoint {
-        counters: &state.stages.counters,
-    });
-    Ok(report(state, false, resumed))
+    send(committer, &mut work.out, &state)?;
+    Ok(state)
+}
+
+fn send(
+    committer: &std::sync::mpsc::SyncSender<Checkpoint>,
+    out: &mut Outbox,
+    state: &RunState,
+) -> Result<(), Error> {
+    let bytes = rmp_serde::to_vec_named(state).map_err(|e| Error::State(e.to_string()))?;
+    let checkpoint = Checkpoint {
+        records: out.take(),
+        state: bytes,
+    };
+    committer
+        .send(checkpoint)
+        .map_err(|_| Error::CommitterStopped)
 }
 
 /// The per-item work of the run loop, with what it carries between items.
@@ -141,8 +211,8 @@ impl Loop {
         };
 
         for window in stages.on_event(&event, &mut self.out)? {
-            stages.on_window(&window, &mut self.out)?;
             let end = window.market.end_us;
+            stages.on_window(&window, &mut self.out)?;
             let due = *self.next_summary_us.get_or_insert(end);
             if end >= due {
                 self.next_summary_us = Some(end + plan.summary_every_s * 1_000_000);
@@ -176,15 +246,6 @@ fn dead_letter(source: &SourceSpec, error: RowError) -> DeadLetter {
         reason: error.reason,
         payload: error.raw,
     }
-}
-
-fn checkpoint(log: &EmbeddedLog, out: &mut Outbox, state: &RunState) -> Result<(), Error> {
-    let mut tx = log.transaction();
-    out.drain_into(&mut tx)?;
-    let bytes = rmp_serde::to_vec_named(state).map_err(|e| Error::State(e.to_string()))?;
-    tx.set_state(STATE_KEY, bytes);
-    tx.commit()?;
-    Ok(())
 }
 
 fn restore(log: &EmbeddedLog, bytes: &[u8], fingerprint: &str) -> Result<RunState, Error> {

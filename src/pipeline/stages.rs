@@ -110,24 +110,24 @@ impl Stages {
         self.counters.events_in += 1;
         match event {
             SourceEvent::Trade(t) => {
-                out.push(t)?;
                 self.features.on_trade(t, &mut closed);
+                out.push(t)?;
             }
             SourceEvent::Quote(q) => {
-                out.push(q)?;
                 self.features.on_quote(q, &mut closed);
+                out.push(q)?;
             }
             SourceEvent::Bar(b) => {
-                out.push(b)?;
                 self.features.on_bar(b, &mut closed);
+                out.push(b)?;
             }
             SourceEvent::Context(c) => {
-                out.push(c)?;
                 self.features.on_context(c, &mut closed);
+                out.push(c)?;
             }
             SourceEvent::Workload(m) => {
-                out.push(m)?;
                 self.features.on_workload(m, &mut closed);
+                out.push(m)?;
             }
         }
         Ok(closed)
@@ -139,8 +139,7 @@ impl Stages {
     /// Fails only when the dead letter does not fit its own schema.
     pub fn on_dead_letter(&mut self, letter: &DeadLetter, out: &mut Outbox) -> Result<(), Error> {
         self.counters.dead_letters += 1;
-        out.push(letter)?;
-        Ok(())
+        out.push(letter)
     }
 
     /// Closes the feature windows at the end of the input.
@@ -157,15 +156,12 @@ impl Stages {
     pub fn on_window(&mut self, window: &WindowClosed, out: &mut Outbox) -> Result<(), Error> {
         self.counters.windows += 1;
         let regime = self.regime.on_window(&window.market);
-        out.push(&regime)?;
 
         for feature in &window.features {
             let Some(index) = self.services.iter().position(|s| s.name == feature.service) else {
                 continue;
             };
             let spec = &self.services[index];
-            out.push(feature)?;
-
             let observed = self.cluster.observe(spec, feature);
             let forecast = self.forecaster.on_features(feature);
             self.monitor.on_forecast(&forecast);
@@ -174,6 +170,10 @@ impl Stages {
             let actuation = self.cluster.apply(spec, &decision);
 
             self.count(&observed, &model_events, &decision);
+            if decision.desired_replicas > self.peak[index].0 {
+                self.peak[index] = (decision.desired_replicas, decision.ts_us);
+            }
+            out.push(feature)?;
             out.push(&observed)?;
             out.push(&forecast)?;
             for event in &model_events {
@@ -181,12 +181,9 @@ impl Stages {
             }
             out.push(&decision)?;
             out.push(&actuation)?;
-            if decision.desired_replicas > self.peak[index].0 {
-                self.peak[index] = (decision.desired_replicas, decision.ts_us);
-            }
             self.latest[index] = Some(decision);
         }
-        Ok(())
+        out.push(&regime)
     }
 
     fn count(
