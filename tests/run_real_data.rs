@@ -112,3 +112,42 @@ fn tardis_trades_and_btc_minute_bars_run_to_decisions() {
             .all(|d| !d["reason"].as_str().unwrap_or("").is_empty()));
     }
 }
+
+#[test]
+fn a_workload_trace_replaces_one_services_market_load() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let trades = data("market/tardis_trades.csv");
+    let trace = data("workload/alibaba2018_machine_usage_days_1_to_8_grouped_30_seconds.csv");
+    let load = format!("risk={}", trace.to_str().expect("path"));
+    let args = [
+        "run",
+        "--ticks",
+        trades.to_str().expect("path"),
+        "--load",
+        &load,
+    ];
+    ok(&[
+        &args[..],
+        &[
+            "--state",
+            state.path().to_str().expect("path"),
+            "--summary-every",
+            "0",
+        ],
+    ]
+    .concat());
+
+    let features = consume(state.path(), "features");
+    let risk: Vec<_> = features.iter().filter(|f| f["service"] == "risk").collect();
+    let source = risk[0]["load_source"].as_str().expect("load_source");
+    assert!(source.contains("alibaba2018"), "{source}");
+    // The trace's first row (16.13 % CPU) is aligned with the first trade's window.
+    let first = risk[0]["load"].as_f64().expect("load");
+    assert!((first - 16.126_976_521_322_472).abs() < 1e-9, "{first}");
+    // The other services keep their market load.
+    let market_data = features
+        .iter()
+        .find(|f| f["service"] == "market-data")
+        .expect("market-data");
+    assert_eq!(market_data["load_source"], "market");
+}

@@ -33,6 +33,9 @@ pub struct RunArgs {
     /// interval when bars are longer]
     #[arg(long, value_name = "SECONDS")]
     window: Option<i64>,
+    /// Seconds an event may arrive behind the latest one seen and still join its own window.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    allowed_lateness: i64,
     /// Seed of the built-in market generator.
     #[arg(long, default_value_t = 7)]
     seed: u64,
@@ -140,8 +143,14 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
         }
         None => default_window(&sources)?,
     };
+    anyhow::ensure!(
+        args.allowed_lateness >= 0,
+        "--allowed-lateness {}: expected zero or more seconds",
+        args.allowed_lateness
+    );
     let mut config = StageConfig::default();
     config.features.window_s = window;
+    config.features.allowed_lateness_s = args.allowed_lateness;
     config.predict.window_s = window;
     config.decide.decision_interval_s = window;
     config.decide.policy = match args.policy {
