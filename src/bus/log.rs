@@ -25,12 +25,14 @@ use super::batch;
 /// Errors of the embedded log.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("failed to open the log in {dir}: another tickscale process holds it, or it is not a tickscale state folder")]
+    #[error("failed to open the log in {dir}: another tickscale process holds it")]
     Locked {
         dir: PathBuf,
         #[source]
         source: sled::Error,
     },
+    #[error("{dir} is not a tickscale state folder ({why}); choose another --state folder")]
+    NotStateFolder { dir: PathBuf, why: &'static str },
     #[error("failed to use the log in {dir}")]
     Storage {
         dir: PathBuf,
@@ -67,6 +69,7 @@ impl EmbeddedLog {
     /// # Errors
     /// Fails when the folder cannot be created or another process holds it.
     pub fn open(dir: &Path, topics: &[TopicSpec]) -> Result<Self, Error> {
+        check_folder(dir)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(32 * 1024 * 1024)
@@ -74,19 +77,57 @@ impl EmbeddedLog {
             .use_compression(true)
             .compression_factor(1)
             .open()
-            .map_err(|source| Error::Locked {
-                dir: dir.to_path_buf(),
-                source,
+            .map_err(|source| match &source {
+                sled::Error::Io(io) if io.to_string().contains("lock") => Error::Locked {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
+                _ => Error::Storage {
+                    dir: dir.to_path_buf(),
+                    source,
+                },
             })?;
         let partitions = topics
             .iter()
             .map(|t| (t.name.clone(), t.partitions))
             .collect();
-        Ok(Self {
+        let log = Self {
             dir: dir.to_path_buf(),
             db,
             partitions,
-        })
+        };
+        log.check_marker()?;
+        Ok(log)
+    }
+
+    /// Marks a new log as tickscale's, and refuses a sled database that is someone else's.
+    fn check_marker(&self) -> Result<(), Error> {
+        let marker = self.db.get(MARKER_KEY).map_err(|e| self.storage(e))?;
+        match marker {
+            Some(_) => Ok(()),
+            None if self.db.is_empty() => {
+                self.db
+                    .insert(MARKER_KEY, MARKER_VALUE)
+                    .map_err(|e| self.storage(e))?;
+                Ok(())
+            }
+            None => Err(Error::NotStateFolder {
+                dir: self.dir.clone(),
+                why: "it holds a database that tickscale did not write",
+            }),
+        }
+    }
+
+    /// Removes every record, position and state from the log, keeping the folder and its lock.
+    ///
+    /// # Errors
+    /// Fails on a storage error.
+    pub fn clear(&self) -> Result<(), Error> {
+        self.db.clear().map_err(|e| self.storage(e))?;
+        self.db
+            .insert(MARKER_KEY, MARKER_VALUE)
+            .map_err(|e| self.storage(e))?;
+        self.flush()
     }
 
     /// Returns the folder the log lives in.
@@ -297,6 +338,32 @@ impl Transaction<'_> {
     }
 }
 
+const MARKER_KEY: &[u8] = b"m/tickscale";
+const MARKER_VALUE: &[u8] = b"embedded log v1";
+
+/// Refuses a path that is a file, or a folder with other things in it than a sled database.
+fn check_folder(dir: &Path) -> Result<(), Error> {
+    let not_state = |why| Error::NotStateFolder {
+        dir: dir.to_path_buf(),
+        why,
+    };
+    if !dir.exists() {
+        return Ok(());
+    }
+    if !dir.is_dir() {
+        return Err(not_state("it is not a folder"));
+    }
+    let entries = std::fs::read_dir(dir).map_err(|_| not_state("it cannot be listed"))?;
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if !names.is_empty() && !names.iter().any(|n| n == "conf") {
+        return Err(not_state("it holds other files"));
+    }
+    Ok(())
+}
+
 fn prefixed(prefix: &[u8], name: &str) -> Vec<u8> {
     [prefix, name.as_bytes()].concat()
 }
@@ -426,6 +493,60 @@ mod tests {
             .err()
             .expect("refused");
         assert!(err.to_string().contains("not-a-dir"), "{err}");
+    }
+
+    #[test]
+    fn a_folder_holding_other_files_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("notes.txt"), b"precious").expect("write");
+        let topology = Topology::builtin().expect("topology");
+        let err = EmbeddedLog::open(dir.path(), &topology.topics)
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains("is not a tickscale state folder"),
+            "{err}"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .collect();
+        assert_eq!(names.len(), 1, "nothing was written beside the user's file");
+    }
+
+    #[test]
+    fn a_sled_database_that_tickscale_did_not_write_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = sled::Config::new()
+                .path(dir.path())
+                .use_compression(true)
+                .open()
+                .expect("sled");
+            db.insert(b"their key", b"their value").expect("insert");
+            db.flush().expect("flush");
+        }
+        let topology = Topology::builtin().expect("topology");
+        let err = EmbeddedLog::open(dir.path(), &topology.topics)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("did not write"), "{err}");
+    }
+
+    #[test]
+    fn clear_empties_the_log_but_keeps_it_usable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = open(dir.path());
+        let mut tx = log.transaction();
+        tx.append("market.regime", "market", b"x".to_vec())
+            .expect("append");
+        tx.set_state("pipeline", b"s".to_vec());
+        tx.commit().expect("commit");
+        log.clear().expect("clear");
+        assert_eq!(log.end_offset("market.regime", 0).expect("end"), 0);
+        assert_eq!(log.state("pipeline").expect("state"), None);
+        drop(log);
+        open(dir.path());
     }
 
     #[test]

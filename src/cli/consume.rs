@@ -73,32 +73,47 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
     lines.sort_by_key(|(time, partition, offset, _)| (*time, *partition, *offset));
 
     let shown = &lines[..lines.len().min(args.limit.unwrap_or(usize::MAX))];
-    print_lines(shown)?;
+    let delivered = print_lines(shown);
 
-    // The group moves past what was shown, partition by partition, and no further.
+    // The group moves past what reached the reader, partition by partition, and only over an
+    // unbroken run of offsets: events shown in time order may skip offsets, which stay unread.
     let mut tx = log.transaction();
     for (partition, from) in starts {
-        let last = shown
+        let mut offsets: Vec<u64> = delivered
             .iter()
             .filter(|l| l.1 == partition)
-            .map(|l| l.2 + 1)
-            .max();
-        tx.set_position(&group, &topic.name, partition, last.unwrap_or(from));
+            .map(|l| l.2)
+            .collect();
+        offsets.sort_unstable();
+        let run = offsets
+            .iter()
+            .zip(from..)
+            .take_while(|(offset, expected)| **offset == *expected);
+        tx.set_position(&group, &topic.name, partition, from + run.count() as u64);
     }
     tx.commit()?;
     Ok(())
 }
 
-fn print_lines(lines: &[(i64, u32, u64, String)]) -> anyhow::Result<()> {
+/// Lines are written in chunks, each flushed before the next, so a reader that goes away
+/// (a closed pipe, as with `| head`) costs at most one chunk that is shown again next time.
+const CHUNK: usize = 256;
+
+/// Prints `lines` and returns those that reached standard output.
+fn print_lines(lines: &[(i64, u32, u64, String)]) -> &[(i64, u32, u64, String)] {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    for (_, _, _, json) in lines {
-        if writeln!(out, "{json}").is_err() {
-            return Ok(()); // The reader went away (a closed pipe): not an error.
+    let mut delivered = 0;
+    for chunk in lines.chunks(CHUNK) {
+        let written = chunk
+            .iter()
+            .try_for_each(|(_, _, _, json)| writeln!(out, "{json}"));
+        if written.and_then(|()| out.flush()).is_err() {
+            break;
         }
+        delivered += chunk.len();
     }
-    let _ = out.flush();
-    Ok(())
+    &lines[..delivered]
 }
 
 /// Decodes records of the schema named `schema` into their event times and JSON.

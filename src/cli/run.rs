@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// Seed of the built-in market generator.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// Discards the state folder's earlier run before starting.
+    /// Discards the earlier run held in the state folder (only a tickscale log is ever cleared).
     #[arg(long)]
     fresh: bool,
     /// Input events between checkpoints.
@@ -63,11 +63,12 @@ enum PolicyArg {
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let topology = args.state.topology()?;
     let plan = plan(&args, &topology)?;
-    if args.fresh && args.state.state.exists() {
-        std::fs::remove_dir_all(&args.state.state)
-            .with_context(|| format!("failed to remove {}", args.state.state.display()))?;
-    }
+    // Opening takes the folder's lock and checks that it is a tickscale log, so --fresh can
+    // neither wipe a folder of other files nor pull the log from under a running process.
     let log = EmbeddedLog::open(&args.state.state, &topology.topics)?;
+    if args.fresh {
+        log.clear()?;
+    }
 
     let started = std::time::Instant::now();
     let mut header_printed = false;

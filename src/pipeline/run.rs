@@ -295,7 +295,10 @@ fn fingerprint(topology: &Topology, plan: &RunPlan) -> String {
             SourceSpec::Generator(config) => format!("generator {config:?}"),
         })
         .collect();
-    format!("{sources:?} {:?} {:?}", plan.config, topology.services)
+    format!(
+        "{sources:?} {:?} {:?} {:?}",
+        plan.config, topology.services, topology.topics
+    )
 }
 
 fn report(state: RunState, already_complete: bool, resumed: bool) -> Report {

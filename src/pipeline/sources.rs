@@ -16,6 +16,9 @@ use crate::ingest::{self, Format, RowError, SourceEvent};
 
 type Items = Box<dyn Iterator<Item = Result<SourceEvent, RowError>>>;
 
+/// How many unreadable rows at the head of a file are looked past to find its first time.
+const FIRST_TIME_LOOKAHEAD: usize = 1_000;
+
 /// What a run reads.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum SourceSpec {
@@ -48,6 +51,8 @@ impl SourceSpec {
 struct Source {
     items: Items,
     next: Option<Result<SourceEvent, RowError>>,
+    /// Items read ahead of `next` while looking for the first readable event.
+    held: std::collections::VecDeque<Result<SourceEvent, RowError>>,
     taken: u64,
     shift_us: i64,
     service: Option<String>,
@@ -78,6 +83,7 @@ impl Source {
         let mut source = Self {
             items,
             next: None,
+            held: std::collections::VecDeque::new(),
             taken: 0,
             shift_us: 0,
             service,
@@ -88,16 +94,33 @@ impl Source {
     }
 
     /// Returns the time of the first event ahead, skipping nothing.
+    /// Returns the time of the first readable event, looking past unreadable rows (which stay
+    /// queued, in order) for at most [`FIRST_TIME_LOOKAHEAD`] items.
     fn first_time(&mut self) -> Option<i64> {
-        match &self.next {
-            Some(Ok(event)) => Some(event.ts_us()),
-            _ => None,
+        for i in 0..FIRST_TIME_LOOKAHEAD {
+            let item = if i == 0 {
+                self.next.as_ref()
+            } else {
+                self.held.get(i - 1)
+            };
+            match item {
+                Some(Ok(event)) => return Some(event.ts_us()),
+                Some(Err(_)) => {}
+                None => return None,
+            }
+            if i >= self.held.len() {
+                match self.items.next() {
+                    Some(item) => self.held.push_back(item),
+                    None => return None,
+                }
+            }
         }
+        None
     }
 
     fn advance(&mut self) -> Option<Result<SourceEvent, RowError>> {
         let item = self.next.take()?;
-        self.next = self.items.next();
+        self.next = self.held.pop_front().or_else(|| self.items.next());
         self.taken += 1;
         Some(item.map(|event| self.adjust(event)))
     }
@@ -210,8 +233,17 @@ impl Iterator for MergedSources {
     }
 }
 
-/// Returns a stable description of a file for the run's fingerprint: its path and size.
+/// Returns a description of a file for the run's fingerprint: its path, size and modification
+/// time, so a file edited in place is not resumed as if it were the one read before.
 pub fn describe_file(path: &Path) -> String {
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    format!("{}:{size}", path.display())
+    let meta = std::fs::metadata(path).ok();
+    let size = meta.as_ref().map_or(0, |m| m.len());
+    let modified = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    format!(
+        "{}:{size}:{}",
+        path.display(),
+        modified.map_or(0, |d| d.as_nanos())
+    )
 }

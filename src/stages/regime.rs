@@ -328,6 +328,7 @@ mod tests {
         let config = FeatureConfig {
             window_s: 60,
             allowed_lateness_s: 2,
+            ..FeatureConfig::default()
         };
         let mut windows = FeatureWindows::market_only(config, LoadModel::default());
         let mut out: Vec<WindowClosed> = Vec::new();

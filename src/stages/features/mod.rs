@@ -11,7 +11,8 @@
 //! - The watermark is the largest event time seen minus `allowed_lateness_s`; a window is
 //!   emitted once the watermark reaches its end, and windows are emitted in order.
 //! - Every window from the first event's to the last event's is emitted, empty ones too (a
-//!   market load of 0 and the last price carried); [`FeatureWindows::finish`] flushes the rest.
+//!   market load of 0 and the last price carried), except inside gaps longer than `max_gap_s`;
+//!   [`FeatureWindows::finish`] flushes the rest.
 //! - An event whose window is already closed is late. It is never dropped: it is counted in
 //!   `late_events` of the next window emitted and in [`FeatureWindows::late_events`], and its
 //!   counts, notional and load go into that window (the oldest still open). Its price does not
@@ -29,8 +30,11 @@
 //!   spread evenly over the windows it overlaps, and its close, high and low go to the window
 //!   holding its last instant.
 //! - A window's price comes from its trades; a window with quotes only takes the last quote mid.
-//! - A far-future timestamp emits every window up to it; the ingest stage should reject such
-//!   records before they reach this stage.
+//! - A stretch longer than `max_gap_s` without any event is skipped: the windows open before it
+//!   are emitted, the empty ones inside it are not (they are counted), and windows resume at the
+//!   next event. The readers refuse timestamps that cannot be real (before 1970, after tomorrow).
+//! - Market context (the VIX) does not open windows or move the watermark; a level applies to
+//!   the windows emitted after it arrives.
 //! - `volatility` is a range (Parkinson) estimate from one window's high and low, annualised over
 //!   a calendar year: noisy per window, meant as a load input rather than a risk figure.
 
@@ -63,6 +67,10 @@ pub struct FeatureConfig {
     /// How far behind the latest event time an event may arrive and still count in its own
     /// window, in seconds (default 2). Negative values are taken as 0.
     pub allowed_lateness_s: i64,
+    /// A stretch of event time longer than this with no event, in seconds, is skipped: no empty
+    /// windows are emitted inside it (default 6 hours: overnight and weekend closes, gaps in a
+    /// recording). Values below the window length are taken as the window length.
+    pub max_gap_s: i64,
 }
 
 impl Default for FeatureConfig {
@@ -70,6 +78,7 @@ impl Default for FeatureConfig {
         Self {
             window_s: 15,
             allowed_lateness_s: 2,
+            max_gap_s: 6 * 3600,
         }
     }
 }
@@ -157,6 +166,7 @@ pub struct FeatureWindows {
     traced_pos: Vec<Option<usize>>,
     window_us: i64,
     lateness_us: i64,
+    max_gap_us: i64,
     ring: Ring,
     started: bool,
     emitted_any: bool,
@@ -168,6 +178,8 @@ pub struct FeatureWindows {
     carry: Carry,
     late_total: u64,
     unmatched_workload: u64,
+    /// Windows not emitted because they fell inside a skipped gap.
+    skipped_windows: u64,
 }
 
 impl FeatureWindows {
@@ -204,6 +216,7 @@ impl FeatureWindows {
             traced_pos,
             window_us: window_s * US_PER_S,
             lateness_us: lateness_s * US_PER_S,
+            max_gap_us: config.max_gap_s.max(window_s).saturating_mul(US_PER_S),
             started: false,
             emitted_any: false,
             max_ts: i64::MIN,
@@ -212,6 +225,7 @@ impl FeatureWindows {
             carry,
             late_total: 0,
             unmatched_workload: 0,
+            skipped_windows: 0,
         }
     }
 
@@ -264,16 +278,12 @@ impl FeatureWindows {
         self.spread_bar(b, trades, notional, bar_us);
     }
 
-    /// Takes market context: a volatility index level is carried into the windows; other
-    /// context only moves the watermark.
-    pub fn on_context(&mut self, c: &MarketContext, out: &mut Vec<WindowClosed>) {
-        let (idx, _) = self.place(c.ts_us, out);
+    /// Takes market context: a volatility index level is carried into the windows emitted
+    /// from now on. Context neither opens windows nor moves the watermark: a daily index over
+    /// decades beside one day of ticks must not make decades of windows.
+    pub fn on_context(&mut self, c: &MarketContext, _out: &mut Vec<WindowClosed>) {
         if let (ContextKind::VolatilityIndex, Some(level)) = (c.kind, c.value) {
-            let slot = self.ring.get(idx);
-            if c.ts_us >= slot.vix_ts {
-                slot.vix_ts = c.ts_us;
-                slot.vix = Some(level);
-            }
+            self.carry.vix = Some(level);
         }
     }
 
@@ -307,6 +317,11 @@ impl FeatureWindows {
         self.late_total
     }
 
+    /// Returns how many empty windows were skipped inside gaps longer than `max_gap_s`.
+    pub fn skipped_windows(&self) -> u64 {
+        self.skipped_windows
+    }
+
     /// Returns how many workload samples named a service that is not traced.
     pub fn unmatched_workload(&self) -> u64 {
         self.unmatched_workload
@@ -323,6 +338,9 @@ impl FeatureWindows {
             self.next_emit = idx;
             self.max_idx = idx;
         } else if ts > self.max_ts {
+            if ts - self.max_ts > self.max_gap_us {
+                self.skip_gap(idx, out);
+            }
             self.max_ts = ts;
             self.close_through(ts.saturating_sub(self.lateness_us), out);
         }
@@ -343,6 +361,17 @@ impl FeatureWindows {
             self.touch(idx);
         }
         (idx, false)
+    }
+
+    /// Emits the windows still open, then moves on to window `idx` without emitting the empty
+    /// windows between them.
+    fn skip_gap(&mut self, idx: i64, out: &mut Vec<WindowClosed>) {
+        while self.next_emit <= self.max_idx {
+            self.emit(out);
+        }
+        self.skipped_windows += (idx - self.next_emit).max(0) as u64;
+        self.next_emit = idx;
+        self.max_idx = idx;
     }
 
     /// Marks window `idx` as touched, growing the ring when the open range outgrows it.

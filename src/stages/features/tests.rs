@@ -38,6 +38,7 @@ fn config(window_s: i64, allowed_lateness_s: i64) -> FeatureConfig {
     FeatureConfig {
         window_s,
         allowed_lateness_s,
+        ..FeatureConfig::default()
     }
 }
 
@@ -384,4 +385,51 @@ fn on_trade_sustains_millions_of_ticks_per_second() {
         5_000_000
     );
     assert!(rate > 5e6, "{rate} ticks/s");
+}
+
+#[test]
+fn a_gap_longer_than_the_limit_is_skipped_instead_of_filled_with_empty_windows() {
+    let day = 86_400 * S;
+    let mut fw = market_windows(15, 2);
+    // Two trades 20 s apart, then one ten days later: a weekend-like gap.
+    let out = run_trades(&mut fw, &[0, 20 * S, 10 * day]);
+    let starts: Vec<i64> = out.iter().map(|w| w.market.start_us).collect();
+    assert_eq!(starts, [0, 15 * S, 10 * day]);
+    assert_eq!(fw.skipped_windows(), (10 * day / (15 * S) - 2) as u64);
+    assert_eq!(fw.late_events(), 0);
+}
+
+#[test]
+fn a_gap_within_the_limit_is_filled_with_empty_windows() {
+    let mut fw = market_windows(15, 2);
+    let out = run_trades(&mut fw, &[0, 3600 * S]);
+    assert_eq!(
+        out.len(),
+        241,
+        "every 15 s window of the hour, and the one after it"
+    );
+    assert_eq!(fw.skipped_windows(), 0);
+}
+
+#[test]
+fn a_volatility_index_opens_no_window_and_is_carried_into_later_ones() {
+    let mut fw = market_windows(15, 2);
+    let mut out = Vec::new();
+    let vix = |ts_us: i64, value: f64| MarketContext {
+        ts_us,
+        kind: ContextKind::VolatilityIndex,
+        name: "VIX".to_string(),
+        value: Some(value),
+    };
+    // Decades of daily levels before the first trade make no windows.
+    for year in 0..20 {
+        fw.on_context(&vix(year * 365 * 86_400 * S, 15.0 + year as f64), &mut out);
+    }
+    assert!(out.is_empty());
+    let first_trade = 7_000 * 86_400 * S;
+    fw.on_trade(&trade(first_trade, 100.0), &mut out);
+    fw.on_trade(&trade(first_trade + 30 * S, 100.0), &mut out);
+    fw.finish(&mut out);
+    assert_eq!(out[0].market.start_us, first_trade);
+    assert!(out.iter().all(|w| w.market.vix == Some(34.0)));
 }
