@@ -32,8 +32,11 @@
 //! is already outside `[min, max]`, the answer is the nearest bound and nothing is recorded for
 //! stabilisation, as the controller does.
 
+pub mod calendar;
 pub mod hpa;
 pub mod predictive;
+mod reason;
+pub mod strategy;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,10 +45,16 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::events::{LoadForecast, MarketRegime, ObservedOutcome, ScalingDecision};
+use crate::events::{LoadForecast, MarketContext, MarketRegime, ObservedOutcome, ScalingDecision};
 use crate::topology::ServiceSpec;
 
+use calendar::{Calendar, EventMemory};
 use hpa::{History, Hold, Metric, MetricInput, Pod, PodPhase, Tolerance};
+use reason::reason_line;
+#[cfg(test)]
+use reason::thousands;
+pub use strategy::Strategy;
+use strategy::StrategyInputs;
 
 /// What can be wrong with the decide stage's settings; none of these is worth retrying.
 #[derive(Debug, Error, PartialEq)]
@@ -53,6 +62,9 @@ pub enum Error {
     /// The policy name is not one this stage knows.
     #[error("unknown scaling policy {0:?}: expected \"hpa\" or \"predictive\"")]
     UnknownPolicy(String),
+    /// The strategy name is not one this stage knows.
+    #[error("unknown strategy {0:?}: expected conservative, balanced, aggressive, event-driven or ml-optimised")]
+    UnknownStrategy(String),
     /// A setting is out of its range.
     #[error("setting {name} is out of range: {value}")]
     OutOfRange { name: &'static str, value: f64 },
@@ -114,8 +126,43 @@ pub struct DecideConfig {
     pub confidence_threshold: f64,
     /// Seconds between decisions: the window length.
     pub decision_interval_s: i64,
-    /// Where in the forecast interval to provision: 0 the point, 1 the upper bound.
+    /// Balanced's place in the forecast interval: 0 the point, 1 the upper bound.
     pub headroom: f64,
+    /// Which load of the forecast the predictive policy provisions for.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// ml-optimised: cost of one unit of load not provisioned for (default 4: an SLO breach
+    /// costs four times a spare pod's share).
+    #[serde(default = "default_under_cost")]
+    pub under_cost: f64,
+    /// ml-optimised: cost of one unit of load provisioned and unused (default 1).
+    #[serde(default = "default_over_cost")]
+    pub over_cost: f64,
+    /// event-driven: seconds before a scheduled event the floor rises; `None` is the service's
+    /// start-up time plus two decision intervals.
+    #[serde(default)]
+    pub event_lead_s: Option<i64>,
+    /// event-driven: seconds after a scheduled event the floor holds (default 900, the time
+    /// constant of the open's decay in the generator).
+    #[serde(default = "default_event_hold_s")]
+    pub event_hold_s: i64,
+    /// event-driven: the floor as a multiple of the current replicas, when no earlier event of
+    /// the same name was seen (default 2).
+    #[serde(default = "default_event_multiple")]
+    pub event_multiple: f64,
+}
+
+fn default_under_cost() -> f64 {
+    4.0
+}
+fn default_over_cost() -> f64 {
+    1.0
+}
+fn default_event_hold_s() -> i64 {
+    900
+}
+fn default_event_multiple() -> f64 {
+    2.0
 }
 
 impl Default for DecideConfig {
@@ -128,6 +175,12 @@ impl Default for DecideConfig {
             confidence_threshold: 0.5,
             decision_interval_s: 15,
             headroom: 0.5,
+            strategy: Strategy::Balanced,
+            under_cost: default_under_cost(),
+            over_cost: default_over_cost(),
+            event_lead_s: None,
+            event_hold_s: default_event_hold_s(),
+            event_multiple: default_event_multiple(),
         }
     }
 }
@@ -160,6 +213,23 @@ impl DecideConfig {
                 self.decision_interval_s as f64,
                 self.decision_interval_s > 0,
             ),
+            ("under_cost", self.under_cost, self.under_cost >= 0.0),
+            ("over_cost", self.over_cost, self.over_cost >= 0.0),
+            (
+                "event_lead_s",
+                self.event_lead_s.unwrap_or(0) as f64,
+                self.event_lead_s.unwrap_or(0) >= 0,
+            ),
+            (
+                "event_hold_s",
+                self.event_hold_s as f64,
+                self.event_hold_s >= 0,
+            ),
+            (
+                "event_multiple",
+                self.event_multiple,
+                self.event_multiple >= 1.0,
+            ),
         ];
         match checks.into_iter().find(|(_, _, ok)| !ok) {
             Some((name, value, _)) => Err(Error::OutOfRange { name, value }),
@@ -173,6 +243,12 @@ impl DecideConfig {
 pub struct DecisionEngine {
     config: DecideConfig,
     histories: BTreeMap<String, History>,
+    /// Scheduled market events (kept under the event-driven strategy only).
+    #[serde(default)]
+    calendar: Calendar,
+    /// Per service, what it remembers of scheduled events.
+    #[serde(default)]
+    events: BTreeMap<String, EventMemory>,
 }
 
 /// The HPA's recommendation, as the decision reports it.
@@ -192,6 +268,16 @@ struct Candidate {
     rule: &'static str,
     plan: Option<predictive::Plan>,
     scale_up_limit: bool,
+    /// The event floor, when it raised the answer.
+    event: Option<EventFloor>,
+}
+
+/// A scheduled event's floor that raised the answer.
+struct EventFloor {
+    name: String,
+    /// Seconds from the decision to the event (negative once it has passed).
+    in_s: i64,
+    replicas: i64,
 }
 
 impl DecisionEngine {
@@ -200,7 +286,30 @@ impl DecisionEngine {
         Self {
             config,
             histories: BTreeMap::new(),
+            calendar: Calendar::default(),
+            events: BTreeMap::new(),
         }
+    }
+
+    /// Notes a market event's time: under the event-driven strategy, the first event of a New
+    /// York date puts that date's NYSE open and close on the calendar.
+    pub fn note_market_time(&mut self, ts_us: i64) {
+        if self.config.strategy == Strategy::EventDriven {
+            self.calendar.note_market_time(ts_us);
+        }
+    }
+
+    /// Notes a context event: under the event-driven strategy, a scheduled one goes on the
+    /// calendar.
+    pub fn note_context(&mut self, context: &MarketContext) {
+        if self.config.strategy == Strategy::EventDriven {
+            self.calendar.add_context(context);
+        }
+    }
+
+    /// Returns the calendar of scheduled events.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
     }
 
     /// Returns the settings.
@@ -219,7 +328,8 @@ impl DecisionEngine {
         let now_us = observed.window_end_us;
         let current = observed.replicas;
         let reactive = self.reactive(spec, observed);
-        let candidate = self.candidate(spec, forecast, reactive.replicas);
+        let mut candidate = self.candidate(spec, forecast, reactive.replicas);
+        self.apply_event_floor(spec, now_us, current, &mut candidate);
 
         let (desired, bounds) = self.normalize(spec, now_us, current, &candidate, &reactive);
 
@@ -236,7 +346,7 @@ impl DecisionEngine {
             policy: self.config.policy.as_str().to_string(),
             strategy: match self.config.policy {
                 Policy::Hpa => "reactive",
-                Policy::Predictive => "balanced",
+                Policy::Predictive => self.config.strategy.as_str(),
             }
             .to_string(),
             forecast_id: predictive.map(|_| forecast.id.clone()),
@@ -263,7 +373,7 @@ impl DecisionEngine {
         reactive: &Reactive,
     ) -> (i64, Vec<&'static str>) {
         let mut bounds = Vec::new();
-        if candidate.rule != "forecast" {
+        if !matches!(candidate.rule, "forecast" | "event-floor") {
             bounds.extend(reactive.hold.map(|hold| match hold {
                 Hold::Tolerance => "tolerance",
                 Hold::DirectionFlip => "unready-pods",
@@ -282,7 +392,7 @@ impl DecisionEngine {
             legacy_window_s: self.config.scale_down_stabilization_s as f64,
             recommendations: &recommendations,
             scale_events: &scale_events,
-            rate_limits: candidate.scale_up_limit,
+            rate_limits: candidate.scale_up_limit && candidate.event.is_none(),
         });
 
         // The controller corrects an out-of-range count before looking at metrics, and then
@@ -366,15 +476,23 @@ impl DecisionEngine {
             rule,
             plan,
             scale_up_limit: true,
+            event: None,
         };
         match self.config.policy {
             Policy::Hpa => hpa_only("hpa", None),
             Policy::Predictive => {
+                let inputs = StrategyInputs {
+                    interval_level: forecast.interval_level,
+                    headroom: self.config.headroom,
+                    under_cost: self.config.under_cost,
+                    over_cost: self.config.over_cost,
+                };
                 let plan = predictive::plan(
                     spec,
                     forecast,
                     self.config.decision_interval_s,
-                    self.config.headroom,
+                    self.config.strategy,
+                    &inputs,
                 );
                 if forecast.confidence < self.config.confidence_threshold {
                     return hpa_only("fallback-low-confidence", Some(plan));
@@ -389,75 +507,56 @@ impl DecisionEngine {
                     rule,
                     plan: Some(plan),
                     scale_up_limit: false,
+                    event: None,
                 }
             }
         }
     }
-}
 
-/// Returns the one-line reason, e.g. "forecast 8,420/s at +75 s needs 6 pods (HPA asks 4);
-/// scaling 3 -> 6".
-fn reason_line(
-    spec: &ServiceSpec,
-    forecast: &LoadForecast,
-    reactive: &Reactive,
-    candidate: &Candidate,
-    current: i64,
-    desired: i64,
-    bounds: &[&str],
-) -> String {
-    let hpa_part = format!(
-        "utilization {:.1}% vs target {}% asks {} pods{}",
-        reactive.usage_ratio * spec.target_utilization_percent,
-        spec.target_utilization_percent,
-        reactive.replicas,
-        reactive
-            .note
-            .as_ref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default(),
-    );
-    let why = match (candidate.rule, &candidate.plan) {
-        ("fallback-low-confidence", _) => format!(
-            "forecast confidence {:.2} below threshold, falling back to HPA: {hpa_part}",
-            forecast.confidence
-        ),
-        (_, Some(plan)) => format!(
-            "forecast {}/s at +{} s needs {} pods (HPA asks {})",
-            thousands(plan.load),
-            plan.horizon_s,
-            plan.replicas,
-            reactive.replicas
-        ),
-        _ => hpa_part,
-    };
-    let action = if desired == current {
-        format!("keeping {current}")
-    } else {
-        format!("scaling {current} -> {desired}")
-    };
-    if bounds.is_empty() {
-        format!("{why}; {action}")
-    } else {
-        format!("{why}; {action} (bounded by {})", bounds.join(", "))
-    }
-}
-
-/// Returns `x` rounded to a whole number with thousands separators: 8420.4 → "8,420".
-fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
+    /// Raises `candidate` to the floor of a scheduled event whose span holds `now_us`, under
+    /// the event-driven strategy. The floor is a maximum, so never below the reactive answer.
+    fn apply_event_floor(
+        &mut self,
+        spec: &ServiceSpec,
+        now_us: i64,
+        current: i64,
+        candidate: &mut Candidate,
+    ) {
+        if self.config.policy != Policy::Predictive || self.config.strategy != Strategy::EventDriven
+        {
+            return;
         }
-        out.push(c);
+        let lead_s = self
+            .config
+            .event_lead_s
+            .unwrap_or(spec.startup_s.max(0) + 2 * self.config.decision_interval_s);
+        let Some(event) = self
+            .calendar
+            .active(now_us, lead_s, self.config.event_hold_s)
+        else {
+            return;
+        };
+        let memory = self.events.entry(spec.name.clone()).or_default();
+        let floor = memory.floor(
+            event,
+            now_us,
+            candidate.replicas,
+            current,
+            self.config.event_multiple,
+        );
+        if floor.replicas > candidate.replicas {
+            candidate.replicas = floor.replicas;
+            candidate.rule = "event-floor";
+            candidate.event = Some(EventFloor {
+                name: floor.name,
+                in_s: (floor.event_ts_us - now_us).div_euclid(1_000_000),
+                replicas: floor.replicas,
+            });
+        }
     }
-    if x < -0.5 {
-        out.insert(0, '-');
-    }
-    out
 }
 
+#[cfg(test)]
+mod strategy_tests;
 #[cfg(test)]
 mod tests;
