@@ -64,6 +64,8 @@ enum PolicyArg {
     Hpa,
     /// Provisions for the forecast load one pod start-up ahead, never below the HPA.
     Predictive,
+    /// KEDA's Kafka scaler: the service's backlog read as consumer lag over 6 partitions.
+    KedaLag,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -162,6 +164,7 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
     config.decide.policy = match args.policy {
         PolicyArg::Hpa => Policy::Hpa,
         PolicyArg::Predictive => Policy::Predictive,
+        PolicyArg::KedaLag => Policy::KedaLag,
     };
     config.decide.strategy = args.strategy;
     Ok(RunPlan {

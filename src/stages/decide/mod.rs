@@ -8,7 +8,7 @@
 //! the stabilisation windows and rate policies.
 //! **Guarantees**: the same inputs in the same order give the same decisions.
 //!
-//! Two policies:
+//! Three policies:
 //!
 //! - [`Policy::Hpa`]: the Kubernetes HPA on CPU utilisation ([`hpa`]): replica calculator,
 //!   then, without `behavior`, scale-down stabilisation, scale-up limit `max(2 × current, 4)`
@@ -22,6 +22,12 @@
 //!   not apply the HPA's scale-up limit: the forecast is the reason to jump ahead. When the
 //!   forecast's confidence is below the threshold, it falls back to the HPA path, scale-up limit
 //!   included, with rule `fallback-low-confidence`.
+//!   Which load of the forecast it provisions for is the [`Strategy`]'s choice
+//!   ([`strategy`]); under event-driven, a floor from the [`calendar`] of scheduled market
+//!   events raises the answer from a lead before the NYSE open or close (rule `event-floor`).
+//! - [`Policy::KedaLag`]: KEDA's Kafka scaler ([`keda`]) on the service's backlog read as
+//!   consumer lag, through the HPA's legacy scale-up limit, stabilisation and bounds (KEDA
+//!   drives an HPA with an average-value target).
 //!
 //! # Caveats
 //!
@@ -34,7 +40,9 @@
 
 pub mod calendar;
 pub mod hpa;
+pub mod keda;
 pub mod predictive;
+mod reactive;
 mod reason;
 pub mod strategy;
 
@@ -49,7 +57,8 @@ use crate::events::{LoadForecast, MarketContext, MarketRegime, ObservedOutcome, 
 use crate::topology::ServiceSpec;
 
 use calendar::{Calendar, EventMemory};
-use hpa::{History, Hold, Metric, MetricInput, Pod, PodPhase, Tolerance};
+use hpa::{History, Hold};
+use reactive::Reactive;
 use reason::reason_line;
 #[cfg(test)]
 use reason::thousands;
@@ -60,11 +69,14 @@ use strategy::StrategyInputs;
 #[derive(Debug, Error, PartialEq)]
 pub enum Error {
     /// The policy name is not one this stage knows.
-    #[error("unknown scaling policy {0:?}: expected \"hpa\" or \"predictive\"")]
+    #[error("unknown scaling policy {0:?}: expected \"hpa\", \"predictive\" or \"keda-lag\"")]
     UnknownPolicy(String),
     /// The strategy name is not one this stage knows.
     #[error("unknown strategy {0:?}: expected conservative, balanced, aggressive, event-driven or ml-optimised")]
     UnknownStrategy(String),
+    /// Two settings cannot be used together.
+    #[error("settings {0} exclude each other")]
+    Conflict(&'static str),
     /// A setting is out of its range.
     #[error("setting {name} is out of range: {value}")]
     OutOfRange { name: &'static str, value: f64 },
@@ -78,6 +90,8 @@ pub enum Policy {
     Hpa,
     /// Forecast-driven, never below the HPA.
     Predictive,
+    /// KEDA's Kafka scaler on consumer lag ([`keda`]).
+    KedaLag,
 }
 
 impl Policy {
@@ -86,6 +100,7 @@ impl Policy {
         match self {
             Policy::Hpa => "hpa",
             Policy::Predictive => "predictive",
+            Policy::KedaLag => "keda-lag",
         }
     }
 }
@@ -103,6 +118,7 @@ impl FromStr for Policy {
         match s.trim().to_ascii_lowercase().as_str() {
             "hpa" => Ok(Policy::Hpa),
             "predictive" => Ok(Policy::Predictive),
+            "keda-lag" => Ok(Policy::KedaLag),
             _ => Err(Error::UnknownPolicy(s.to_string())),
         }
     }
@@ -150,6 +166,9 @@ pub struct DecideConfig {
     /// the same name was seen (default 2).
     #[serde(default = "default_event_multiple")]
     pub event_multiple: f64,
+    /// keda-lag: the Kafka scaler's settings.
+    #[serde(default)]
+    pub keda: keda::KafkaLagConfig,
 }
 
 fn default_under_cost() -> f64 {
@@ -181,6 +200,7 @@ impl Default for DecideConfig {
             event_lead_s: None,
             event_hold_s: default_event_hold_s(),
             event_multiple: default_event_multiple(),
+            keda: keda::KafkaLagConfig::default(),
         }
     }
 }
@@ -233,7 +253,7 @@ impl DecideConfig {
         ];
         match checks.into_iter().find(|(_, _, ok)| !ok) {
             Some((name, value, _)) => Err(Error::OutOfRange { name, value }),
-            None => Ok(()),
+            None => self.keda.validate(),
         }
     }
 }
@@ -251,17 +271,6 @@ pub struct DecisionEngine {
     events: BTreeMap<String, EventMemory>,
 }
 
-/// The HPA's recommendation, as the decision reports it.
-struct Reactive {
-    replicas: i64,
-    /// The usage ratio the answer came from.
-    usage_ratio: f64,
-    /// The rule that kept the current count, if one did.
-    hold: Option<Hold>,
-    /// A note for the reason line, when a special case decided.
-    note: Option<String>,
-}
-
 /// The answer before stabilisation, with what it came from.
 struct Candidate {
     replicas: i64,
@@ -270,6 +279,8 @@ struct Candidate {
     scale_up_limit: bool,
     /// The event floor, when it raised the answer.
     event: Option<EventFloor>,
+    /// The Kafka scaler's answer, under keda-lag.
+    lag: Option<keda::LagOutcome>,
 }
 
 /// A scheduled event's floor that raised the answer.
@@ -327,8 +338,11 @@ impl DecisionEngine {
     ) -> ScalingDecision {
         let now_us = observed.window_end_us;
         let current = observed.replicas;
-        let reactive = self.reactive(spec, observed);
-        let mut candidate = self.candidate(spec, forecast, reactive.replicas);
+        let reactive = reactive::reactive(&self.config, spec, observed);
+        let mut candidate = match self.config.policy {
+            Policy::KedaLag => self.lag_candidate(spec, observed),
+            _ => self.candidate(spec, forecast, reactive.replicas),
+        };
         self.apply_event_floor(spec, now_us, current, &mut candidate);
 
         let (desired, bounds) = self.normalize(spec, now_us, current, &candidate, &reactive);
@@ -346,6 +360,7 @@ impl DecisionEngine {
             policy: self.config.policy.as_str().to_string(),
             strategy: match self.config.policy {
                 Policy::Hpa => "reactive",
+                Policy::KedaLag => "lag",
                 Policy::Predictive => self.config.strategy.as_str(),
             }
             .to_string(),
@@ -373,7 +388,9 @@ impl DecisionEngine {
         reactive: &Reactive,
     ) -> (i64, Vec<&'static str>) {
         let mut bounds = Vec::new();
-        if !matches!(candidate.rule, "forecast" | "event-floor") {
+        if let Some(lag) = &candidate.lag {
+            bounds.extend(lag.bounds.iter().copied());
+        } else if !matches!(candidate.rule, "forecast" | "event-floor") {
             bounds.extend(reactive.hold.map(|hold| match hold {
                 Hold::Tolerance => "tolerance",
                 Hold::DirectionFlip => "unready-pods",
@@ -421,54 +438,6 @@ impl DecisionEngine {
             .unwrap_or(0)
     }
 
-    /// Returns the HPA's recommendation for `observed`: the ready replicas as pods requesting
-    /// 1 CPU and all using the observed utilisation, the replicas still starting as running
-    /// pods that are not ready.
-    fn reactive(&self, spec: &ServiceSpec, observed: &ObservedOutcome) -> Reactive {
-        let ready = observed.ready_replicas.clamp(0, observed.replicas.max(0));
-        let usage = (observed.utilization * 10.0).round() as i64;
-        let pod = |ready: bool, usage| Pod {
-            phase: PodPhase::Running,
-            ready,
-            cpu_warming: false,
-            deleting: false,
-            request_milli: Some(1000),
-            usage_milli: Some(usage),
-        };
-        let mut pods = vec![pod(true, usage); ready as usize];
-        pods.extend(vec![
-            pod(false, 0);
-            (observed.replicas - ready).max(0) as usize
-        ]);
-
-        let input = MetricInput {
-            current_replicas: observed.replicas,
-            tolerance: Tolerance::both(self.config.tolerance),
-            metric: Metric::Resource {
-                target_utilization_percent: spec.target_utilization_percent.round() as i64,
-            },
-            pods: &pods,
-            unmatched_metrics_milli: &[],
-        };
-        match hpa::recommend(&input) {
-            Ok(r) => Reactive {
-                replicas: r.replicas,
-                usage_ratio: r.final_ratio(),
-                hold: r.held,
-                note: r
-                    .unready_counted_idle
-                    .then(|| "starting pods count as idle".to_string()),
-            },
-            // The controller keeps the count when it has no metrics to go by.
-            Err(error) => Reactive {
-                replicas: observed.replicas,
-                usage_ratio: 1.0,
-                hold: None,
-                note: Some(error.to_string()),
-            },
-        }
-    }
-
     /// Returns the policy's answer before stabilisation and bounds.
     fn candidate(&self, spec: &ServiceSpec, forecast: &LoadForecast, reactive: i64) -> Candidate {
         let hpa_only = |rule, plan| Candidate {
@@ -477,9 +446,10 @@ impl DecisionEngine {
             plan,
             scale_up_limit: true,
             event: None,
+            lag: None,
         };
         match self.config.policy {
-            Policy::Hpa => hpa_only("hpa", None),
+            Policy::Hpa | Policy::KedaLag => hpa_only("hpa", None),
             Policy::Predictive => {
                 let inputs = StrategyInputs {
                     interval_level: forecast.interval_level,
@@ -508,8 +478,29 @@ impl DecisionEngine {
                     plan: Some(plan),
                     scale_up_limit: false,
                     event: None,
+                    lag: None,
                 }
             }
+        }
+    }
+
+    /// Returns KEDA's Kafka-lag answer, the service's backlog read as lag over the configured
+    /// partitions ([`keda::simulated_offsets`]).
+    fn lag_candidate(&self, spec: &ServiceSpec, observed: &ObservedOutcome) -> Candidate {
+        let config = &self.config.keda;
+        let threshold = config.lag_threshold.unwrap_or_else(|| {
+            let per_interval = spec.capacity_per_pod * self.config.decision_interval_s as f64;
+            per_interval.round().max(1.0) as i64
+        });
+        let offsets = keda::simulated_offsets(observed.backlog, config.partitions);
+        let lag = keda::desired_replicas(&offsets, config, threshold, spec.min_replicas);
+        Candidate {
+            replicas: lag.replicas,
+            rule: "keda-lag",
+            plan: None,
+            scale_up_limit: true,
+            event: None,
+            lag: Some(lag),
         }
     }
 

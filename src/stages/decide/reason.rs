@@ -39,7 +39,17 @@ pub(super) fn reason_line(
             plan.replicas,
             reactive.replicas
         ),
-        _ => hpa_part,
+        _ => match &candidate.lag {
+            Some(lag) => format!(
+                "consumer lag {} over {} partitions at {} per replica asks {} pods (HPA asks {})",
+                thousands(lag.total_lag as f64),
+                lag.lags.len(),
+                thousands(lag.lag_threshold as f64),
+                lag.replicas,
+                reactive.replicas
+            ),
+            None => hpa_part,
+        },
     };
     let why = match &candidate.event {
         Some(event) if event.in_s >= 0 => format!(

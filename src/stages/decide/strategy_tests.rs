@@ -122,3 +122,49 @@ fn only_the_event_driven_strategy_keeps_a_calendar() {
     driven.note_market_time(1_381_152_600 * S);
     assert_eq!(driven.calendar().events().len(), 2);
 }
+
+#[test]
+fn keda_lag_asks_one_replica_per_interval_of_a_pods_work_waiting() {
+    let mut engine = DecisionEngine::new(DecideConfig {
+        policy: Policy::KedaLag,
+        ..Default::default()
+    });
+    // Threshold = capacity 100/s × 15 s = 1,500 per replica. Backlog 7,600: ceil(5.07) = 6,
+    // at the cap of 6 partitions; the scale-up limit max(2 × 3, 4) = 6 does not bind.
+    let mut seen = observed(15, 3, 3, 100.0);
+    seen.backlog = 7600.0;
+    let d = engine.decide(&spec(), &flat_forecast(15, 0.0, 0.9), &regime(), &seen);
+    assert_eq!((d.desired_replicas, d.rule.as_str()), (6, "keda-lag"));
+    assert_eq!(
+        (d.policy.as_str(), d.strategy.as_str()),
+        ("keda-lag", "lag")
+    );
+    assert_eq!(
+        d.reason,
+        "consumer lag 7,600 over 6 partitions at 1,500 per replica asks 6 pods (HPA asks 5); \
+         scaling 3 -> 6"
+    );
+    // 10,000 would be 7 replicas: capped at the partition count.
+    seen.backlog = 10_000.0;
+    let capped = engine.decide(&spec(), &flat_forecast(30, 0.0, 0.9), &regime(), &seen);
+    assert_eq!(capped.desired_replicas, 6);
+    assert!(capped.bounds.contains(&"partition-count".to_string()));
+}
+
+#[test]
+fn keda_lag_without_backlog_is_inactive_and_rests_at_the_minimum() {
+    let mut engine = DecisionEngine::new(DecideConfig {
+        policy: Policy::KedaLag,
+        scale_down_stabilization_s: 0,
+        ..Default::default()
+    });
+    let d = engine.decide(
+        &spec(),
+        &flat_forecast(15, 0.0, 0.9),
+        &regime(),
+        &observed(15, 3, 3, 50.0),
+    );
+    // Lag 0 is not above the activation threshold 0: scale to the minimum, 1.
+    assert_eq!(d.desired_replicas, 1);
+    assert_eq!(d.bounds, vec!["activation"]);
+}

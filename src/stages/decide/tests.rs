@@ -337,6 +337,7 @@ fn low_confidence_falls_back_to_the_hpa_and_says_so() {
 fn policy_parses_from_its_name() {
     assert_eq!("predictive".parse::<Policy>(), Ok(Policy::Predictive));
     assert_eq!("HPA".parse::<Policy>(), Ok(Policy::Hpa));
+    assert_eq!("keda-lag".parse::<Policy>(), Ok(Policy::KedaLag));
     assert!(matches!(
         "keda".parse::<Policy>(),
         Err(Error::UnknownPolicy(_))
