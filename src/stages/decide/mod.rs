@@ -5,7 +5,8 @@
 //! **Produces** one [`ScalingDecision`] per call, id `decision/<service>/<ts_us>`, with every
 //! input that shaped it, the rule that set it, the bounds that changed it and a reason line.
 //! **Keeps**, per service, the recent recommendations and scale events ([`hpa::History`]) for
-//! the stabilisation windows and rate policies.
+//! the stabilisation windows and rate policies, a histogram of CPU usage for the resource
+//! recommendation ([`resources`]) and, under event-driven, what it saw around scheduled events.
 //! **Guarantees**: the same inputs in the same order give the same decisions.
 //!
 //! Three policies:
@@ -44,6 +45,7 @@ pub mod keda;
 pub mod predictive;
 mod reactive;
 mod reason;
+pub mod resources;
 pub mod strategy;
 
 use std::collections::BTreeMap;
@@ -169,6 +171,9 @@ pub struct DecideConfig {
     /// keda-lag: the Kafka scaler's settings.
     #[serde(default)]
     pub keda: keda::KafkaLagConfig,
+    /// The CPU request and limit recommender's settings.
+    #[serde(default)]
+    pub resources: resources::ResourceConfig,
 }
 
 fn default_under_cost() -> f64 {
@@ -201,6 +206,7 @@ impl Default for DecideConfig {
             event_hold_s: default_event_hold_s(),
             event_multiple: default_event_multiple(),
             keda: keda::KafkaLagConfig::default(),
+            resources: resources::ResourceConfig::default(),
         }
     }
 }
@@ -269,6 +275,9 @@ pub struct DecisionEngine {
     /// Per service, what it remembers of scheduled events.
     #[serde(default)]
     events: BTreeMap<String, EventMemory>,
+    /// Per service, per-pod CPU usage for the resource recommendation.
+    #[serde(default)]
+    usage: BTreeMap<String, resources::CpuHistogram>,
 }
 
 /// The answer before stabilisation, with what it came from.
@@ -299,6 +308,7 @@ impl DecisionEngine {
             histories: BTreeMap::new(),
             calendar: Calendar::default(),
             events: BTreeMap::new(),
+            usage: BTreeMap::new(),
         }
     }
 
@@ -350,6 +360,8 @@ impl DecisionEngine {
         let reason = reason_line(
             spec, forecast, &reactive, &candidate, current, desired, &bounds,
         );
+        let histogram = self.usage.entry(spec.name.clone()).or_default();
+        let cpu = resources::observe(histogram, observed, &self.config.resources);
         let predictive = candidate.plan.as_ref();
         ScalingDecision {
             id: format!("decision/{}/{now_us}", spec.name),
@@ -374,6 +386,10 @@ impl DecisionEngine {
             rule: candidate.rule.to_string(),
             bounds: bounds.into_iter().map(str::to_string).collect(),
             reason,
+            cpu_request_milli: cpu.target_milli,
+            cpu_limit_milli: cpu.limit_milli,
+            cpu_lower_milli: cpu.lower_milli,
+            cpu_upper_milli: cpu.upper_milli,
         }
     }
 

@@ -168,3 +168,27 @@ fn keda_lag_without_backlog_is_inactive_and_rests_at_the_minimum() {
     assert_eq!(d.desired_replicas, 1);
     assert_eq!(d.bounds, vec!["activation"]);
 }
+
+#[test]
+fn every_decision_carries_the_cpu_recommendation_of_its_service() {
+    let mut engine = engine(Strategy::Balanced);
+    let f = flat_forecast(15, 30.0, 0.9);
+    // 10 % of a 1000m request = 100m, bucket end 104.01; × 1.15 → 120m, limit × 1.5 = 180m.
+    let d = engine.decide(&spec(), &f, &regime(), &observed(15, 3, 3, 10.0));
+    assert_eq!(
+        (
+            d.cpu_lower_milli,
+            d.cpu_request_milli,
+            d.cpu_upper_milli,
+            d.cpu_limit_milli
+        ),
+        (120, 120, 120, 180)
+    );
+    // Another service's history is its own: no sample, no recommendation yet.
+    let other = ServiceSpec {
+        name: "other".into(),
+        ..spec()
+    };
+    let idle = engine.decide(&other, &f, &regime(), &observed(15, 1, 0, 0.0));
+    assert_eq!((idle.cpu_request_milli, idle.cpu_limit_milli), (0, 0));
+}
