@@ -207,6 +207,10 @@ fn decision_loop_events_round_trip_through_their_schemas() {
         rule: "forecast".into(),
         bounds: vec!["stabilization".into()],
         reason: "forecast needs 6 pods".into(),
+        cpu_request_milli: 1150,
+        cpu_limit_milli: 1725,
+        cpu_lower_milli: 600,
+        cpu_upper_milli: 1300,
     });
     round_trip(ActuationOutcome {
         id: "actuation/decision/order/1".into(),

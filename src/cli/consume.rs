@@ -116,18 +116,49 @@ fn print_lines(lines: &[(i64, u32, u64, String)]) -> &[(i64, u32, u64, String)] 
     &lines[..delivered]
 }
 
+/// Decodes records of one topic into events of type `T`.
+///
+/// # Errors
+/// A record that does not decode, with its offset.
+pub(super) fn decode<T: tickscale::events::Event>(records: &[Record]) -> anyhow::Result<Vec<T>> {
+    let codec = tickscale::events::Codec::<T>::new();
+    records
+        .iter()
+        .map(|record| {
+            codec
+                .decode(&mut record.value.as_slice())
+                .with_context(|| format!("offset {}", record.offset))
+        })
+        .collect()
+}
+
+/// Returns every event of `topic` in the log, partition by partition.
+///
+/// # Errors
+/// The log cannot be read or a record does not decode.
+pub(super) fn read_all<T: tickscale::events::Event>(
+    log: &EmbeddedLog,
+    topic: &str,
+) -> anyhow::Result<Vec<T>> {
+    let mut out = Vec::new();
+    for partition in 0..log.partitions(topic)? {
+        let records = log.read(topic, partition, 0, usize::MAX)?;
+        out.extend(
+            decode::<T>(&records)
+                .with_context(|| format!("failed to decode {topic} partition {partition}"))?,
+        );
+    }
+    Ok(out)
+}
+
 /// Decodes records of the schema named `schema` into their event times and JSON.
 fn to_json(schema: &str, records: &[Record]) -> anyhow::Result<Vec<(i64, String)>> {
     use tickscale::events::*;
     macro_rules! try_type {
         ($ty:ident) => {
             if schema == <$ty as Event>::NAME {
-                let codec = Codec::<$ty>::new();
                 let mut out = Vec::with_capacity(records.len());
-                for record in records {
-                    let event: $ty = codec
-                        .decode(&mut record.value.as_slice())
-                        .with_context(|| format!("offset {}", record.offset))?;
+                for event in decode::<$ty>(records)? {
                     out.push((event.event_time_us(), serde_json::to_string(&event)?));
                 }
                 return Ok(out);

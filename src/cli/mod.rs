@@ -10,6 +10,7 @@ macro_rules! say {
 }
 
 mod consume;
+mod explain;
 mod hpa;
 mod run;
 
@@ -33,6 +34,8 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Evaluates HPA cases from a JSON file: what the Kubernetes HPA would do in each.
     Hpa(hpa::HpaArgs),
+    /// Prints the chain behind one decision: inputs, answers, bounds, resources and reason.
+    Explain(explain::ExplainArgs),
 }
 
 /// Where the embedded log lives, and which topology to use.
@@ -64,5 +67,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(args) => run::run(args),
         Command::Consume(args) => consume::consume(args),
         Command::Hpa(args) => hpa::hpa(args),
+        Command::Explain(args) => explain::explain(args),
     }
 }

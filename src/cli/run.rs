@@ -10,7 +10,7 @@ use tickscale::ingest::{self, Format, SourceEvent};
 
 const DEFAULT_WINDOW_S: i64 = 15;
 use tickscale::pipeline::{self, Progress, Report, RunPlan, SourceSpec, StageConfig, Stages};
-use tickscale::stages::decide::Policy;
+use tickscale::stages::decide::{Policy, Strategy};
 
 use super::StateArgs;
 
@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// The scaling policy.
     #[arg(long, value_enum, default_value = "predictive")]
     policy: PolicyArg,
+    /// The predictive strategy: conservative (the forecast interval's upper bound), balanced,
+    /// aggressive (the point forecast), event-driven (balanced, with a floor raised ahead of
+    /// the NYSE open and close) or ml-optimised (the forecast quantile that balances the cost
+    /// of under- against over-provisioning).
+    #[arg(long, default_value = "balanced", value_name = "STRATEGY")]
+    strategy: Strategy,
     /// Feature window length in seconds, also the decision interval [default: 15, or the bar
     /// interval when bars are longer]
     #[arg(long, value_name = "SECONDS")]
@@ -58,6 +64,8 @@ enum PolicyArg {
     Hpa,
     /// Provisions for the forecast load one pod start-up ahead, never below the HPA.
     Predictive,
+    /// KEDA's Kafka scaler: the service's backlog read as consumer lag over 6 partitions.
+    KedaLag,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -157,7 +165,9 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
     config.decide.policy = match args.policy {
         PolicyArg::Hpa => Policy::Hpa,
         PolicyArg::Predictive => Policy::Predictive,
+        PolicyArg::KedaLag => Policy::KedaLag,
     };
+    config.decide.strategy = args.strategy;
     Ok(RunPlan {
         sources,
         config,

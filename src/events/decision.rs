@@ -14,9 +14,9 @@ pub struct ScalingDecision {
     pub ts_us: i64,
     pub current_replicas: i64,
     pub desired_replicas: i64,
-    /// `hpa` (reactive) or `predictive`.
+    /// `hpa` (reactive), `predictive` or `keda-lag`.
     pub policy: String,
-    /// The predictive strategy, or `reactive`.
+    /// The predictive strategy (`balanced`, `event-driven`, …), `reactive` or `lag`.
     pub strategy: String,
     /// The forecast the decision used, if any.
     pub forecast_id: Option<String>,
@@ -38,6 +38,14 @@ pub struct ScalingDecision {
     pub bounds: Vec<String>,
     /// One line for a human.
     pub reason: String,
+    /// Recommended CPU request per pod, milli-CPU (p90 of usage plus a margin; 0: none yet).
+    pub cpu_request_milli: i64,
+    /// Recommended CPU limit per pod, milli-CPU.
+    pub cpu_limit_milli: i64,
+    /// Lower bound of the request recommendation (p50 plus the margin), milli-CPU.
+    pub cpu_lower_milli: i64,
+    /// Upper bound of the request recommendation (p95 plus the margin), milli-CPU.
+    pub cpu_upper_milli: i64,
 }
 
 /// How an actuation ended.

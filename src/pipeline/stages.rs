@@ -111,18 +111,22 @@ impl Stages {
         match event {
             SourceEvent::Trade(t) => {
                 self.features.on_trade(t, &mut closed);
+                self.engine.note_market_time(t.ts_us);
                 out.push(t)?;
             }
             SourceEvent::Quote(q) => {
                 self.features.on_quote(q, &mut closed);
+                self.engine.note_market_time(q.ts_us);
                 out.push(q)?;
             }
             SourceEvent::Bar(b) => {
                 self.features.on_bar(b, &mut closed);
+                self.engine.note_market_time(b.ts_us);
                 out.push(b)?;
             }
             SourceEvent::Context(c) => {
                 self.features.on_context(c, &mut closed);
+                self.engine.note_context(c);
                 out.push(c)?;
             }
             SourceEvent::Workload(m) => {

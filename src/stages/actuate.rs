@@ -294,6 +294,10 @@ mod tests {
             rule: "hpa".into(),
             bounds: vec![],
             reason: String::new(),
+            cpu_request_milli: 0,
+            cpu_limit_milli: 0,
+            cpu_lower_milli: 0,
+            cpu_upper_milli: 0,
         }
     }
 

@@ -5,10 +5,11 @@
 //! **Produces** one [`ScalingDecision`] per call, id `decision/<service>/<ts_us>`, with every
 //! input that shaped it, the rule that set it, the bounds that changed it and a reason line.
 //! **Keeps**, per service, the recent recommendations and scale events ([`hpa::History`]) for
-//! the stabilisation windows and rate policies.
+//! the stabilisation windows and rate policies, a histogram of CPU usage for the resource
+//! recommendation ([`resources`]) and, under event-driven, what it saw around scheduled events.
 //! **Guarantees**: the same inputs in the same order give the same decisions.
 //!
-//! Two policies:
+//! Three policies:
 //!
 //! - [`Policy::Hpa`]: the Kubernetes HPA on CPU utilisation ([`hpa`]): replica calculator,
 //!   then, without `behavior`, scale-down stabilisation, scale-up limit `max(2 × current, 4)`
@@ -22,6 +23,12 @@
 //!   not apply the HPA's scale-up limit: the forecast is the reason to jump ahead. When the
 //!   forecast's confidence is below the threshold, it falls back to the HPA path, scale-up limit
 //!   included, with rule `fallback-low-confidence`.
+//!   Which load of the forecast it provisions for is the [`Strategy`]'s choice
+//!   ([`strategy`]); under event-driven, a floor from the [`calendar`] of scheduled market
+//!   events raises the answer from a lead before the NYSE open or close (rule `event-floor`).
+//! - [`Policy::KedaLag`]: KEDA's Kafka scaler ([`keda`]) on the service's backlog read as
+//!   consumer lag, through the HPA's legacy scale-up limit, stabilisation and bounds (KEDA
+//!   drives an HPA with an average-value target).
 //!
 //! # Caveats
 //!
@@ -32,8 +39,14 @@
 //! is already outside `[min, max]`, the answer is the nearest bound and nothing is recorded for
 //! stabilisation, as the controller does.
 
+pub mod calendar;
 pub mod hpa;
+pub mod keda;
 pub mod predictive;
+mod reactive;
+mod reason;
+pub mod resources;
+pub mod strategy;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -42,17 +55,30 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::events::{LoadForecast, MarketRegime, ObservedOutcome, ScalingDecision};
+use crate::events::{LoadForecast, MarketContext, MarketRegime, ObservedOutcome, ScalingDecision};
 use crate::topology::ServiceSpec;
 
-use hpa::{History, Hold, Metric, MetricInput, Pod, PodPhase, Tolerance};
+use calendar::{Calendar, EventMemory};
+use hpa::{History, Hold};
+use reactive::Reactive;
+use reason::reason_line;
+#[cfg(test)]
+use reason::thousands;
+pub use strategy::Strategy;
+use strategy::StrategyInputs;
 
 /// What can be wrong with the decide stage's settings; none of these is worth retrying.
 #[derive(Debug, Error, PartialEq)]
 pub enum Error {
     /// The policy name is not one this stage knows.
-    #[error("unknown scaling policy {0:?}: expected \"hpa\" or \"predictive\"")]
+    #[error("unknown scaling policy {0:?}: expected \"hpa\", \"predictive\" or \"keda-lag\"")]
     UnknownPolicy(String),
+    /// The strategy name is not one this stage knows.
+    #[error("unknown strategy {0:?}: expected conservative, balanced, aggressive, event-driven or ml-optimised")]
+    UnknownStrategy(String),
+    /// Two settings cannot be used together.
+    #[error("settings {0} exclude each other")]
+    Conflict(&'static str),
     /// A setting is out of its range.
     #[error("setting {name} is out of range: {value}")]
     OutOfRange { name: &'static str, value: f64 },
@@ -66,6 +92,8 @@ pub enum Policy {
     Hpa,
     /// Forecast-driven, never below the HPA.
     Predictive,
+    /// KEDA's Kafka scaler on consumer lag ([`keda`]).
+    KedaLag,
 }
 
 impl Policy {
@@ -74,6 +102,7 @@ impl Policy {
         match self {
             Policy::Hpa => "hpa",
             Policy::Predictive => "predictive",
+            Policy::KedaLag => "keda-lag",
         }
     }
 }
@@ -91,6 +120,7 @@ impl FromStr for Policy {
         match s.trim().to_ascii_lowercase().as_str() {
             "hpa" => Ok(Policy::Hpa),
             "predictive" => Ok(Policy::Predictive),
+            "keda-lag" => Ok(Policy::KedaLag),
             _ => Err(Error::UnknownPolicy(s.to_string())),
         }
     }
@@ -114,8 +144,49 @@ pub struct DecideConfig {
     pub confidence_threshold: f64,
     /// Seconds between decisions: the window length.
     pub decision_interval_s: i64,
-    /// Where in the forecast interval to provision: 0 the point, 1 the upper bound.
+    /// Balanced's place in the forecast interval: 0 the point, 1 the upper bound.
     pub headroom: f64,
+    /// Which load of the forecast the predictive policy provisions for.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// ml-optimised: cost of one unit of load not provisioned for (default 4: an SLO breach
+    /// costs four times a spare pod's share).
+    #[serde(default = "default_under_cost")]
+    pub under_cost: f64,
+    /// ml-optimised: cost of one unit of load provisioned and unused (default 1).
+    #[serde(default = "default_over_cost")]
+    pub over_cost: f64,
+    /// event-driven: seconds before a scheduled event the floor rises; `None` is the service's
+    /// start-up time plus two decision intervals.
+    #[serde(default)]
+    pub event_lead_s: Option<i64>,
+    /// event-driven: seconds after a scheduled event the floor holds (default 900, the time
+    /// constant of the open's decay in the generator).
+    #[serde(default = "default_event_hold_s")]
+    pub event_hold_s: i64,
+    /// event-driven: the floor as a multiple of the current replicas, when no earlier event of
+    /// the same name was seen (default 2).
+    #[serde(default = "default_event_multiple")]
+    pub event_multiple: f64,
+    /// keda-lag: the Kafka scaler's settings.
+    #[serde(default)]
+    pub keda: keda::KafkaLagConfig,
+    /// The CPU request and limit recommender's settings.
+    #[serde(default)]
+    pub resources: resources::ResourceConfig,
+}
+
+fn default_under_cost() -> f64 {
+    4.0
+}
+fn default_over_cost() -> f64 {
+    1.0
+}
+fn default_event_hold_s() -> i64 {
+    900
+}
+fn default_event_multiple() -> f64 {
+    2.0
 }
 
 impl Default for DecideConfig {
@@ -128,6 +199,14 @@ impl Default for DecideConfig {
             confidence_threshold: 0.5,
             decision_interval_s: 15,
             headroom: 0.5,
+            strategy: Strategy::Balanced,
+            under_cost: default_under_cost(),
+            over_cost: default_over_cost(),
+            event_lead_s: None,
+            event_hold_s: default_event_hold_s(),
+            event_multiple: default_event_multiple(),
+            keda: keda::KafkaLagConfig::default(),
+            resources: resources::ResourceConfig::default(),
         }
     }
 }
@@ -160,10 +239,27 @@ impl DecideConfig {
                 self.decision_interval_s as f64,
                 self.decision_interval_s > 0,
             ),
+            ("under_cost", self.under_cost, self.under_cost >= 0.0),
+            ("over_cost", self.over_cost, self.over_cost >= 0.0),
+            (
+                "event_lead_s",
+                self.event_lead_s.unwrap_or(0) as f64,
+                self.event_lead_s.unwrap_or(0) >= 0,
+            ),
+            (
+                "event_hold_s",
+                self.event_hold_s as f64,
+                self.event_hold_s >= 0,
+            ),
+            (
+                "event_multiple",
+                self.event_multiple,
+                self.event_multiple >= 1.0,
+            ),
         ];
         match checks.into_iter().find(|(_, _, ok)| !ok) {
             Some((name, value, _)) => Err(Error::OutOfRange { name, value }),
-            None => Ok(()),
+            None => self.keda.validate(),
         }
     }
 }
@@ -173,17 +269,15 @@ impl DecideConfig {
 pub struct DecisionEngine {
     config: DecideConfig,
     histories: BTreeMap<String, History>,
-}
-
-/// The HPA's recommendation, as the decision reports it.
-struct Reactive {
-    replicas: i64,
-    /// The usage ratio the answer came from.
-    usage_ratio: f64,
-    /// The rule that kept the current count, if one did.
-    hold: Option<Hold>,
-    /// A note for the reason line, when a special case decided.
-    note: Option<String>,
+    /// Scheduled market events (kept under the event-driven strategy only).
+    #[serde(default)]
+    calendar: Calendar,
+    /// Per service, what it remembers of scheduled events.
+    #[serde(default)]
+    events: BTreeMap<String, EventMemory>,
+    /// Per service, per-pod CPU usage for the resource recommendation.
+    #[serde(default)]
+    usage: BTreeMap<String, resources::CpuHistogram>,
 }
 
 /// The answer before stabilisation, with what it came from.
@@ -192,6 +286,18 @@ struct Candidate {
     rule: &'static str,
     plan: Option<predictive::Plan>,
     scale_up_limit: bool,
+    /// The event floor, when it raised the answer.
+    event: Option<EventFloor>,
+    /// The Kafka scaler's answer, under keda-lag.
+    lag: Option<keda::LagOutcome>,
+}
+
+/// A scheduled event's floor that raised the answer.
+struct EventFloor {
+    name: String,
+    /// Seconds from the decision to the event (negative once it has passed).
+    in_s: i64,
+    replicas: i64,
 }
 
 impl DecisionEngine {
@@ -200,7 +306,31 @@ impl DecisionEngine {
         Self {
             config,
             histories: BTreeMap::new(),
+            calendar: Calendar::default(),
+            events: BTreeMap::new(),
+            usage: BTreeMap::new(),
         }
+    }
+
+    /// Notes a market event's time: under the event-driven strategy, the first event of a New
+    /// York date puts that date's NYSE open and close on the calendar.
+    pub fn note_market_time(&mut self, ts_us: i64) {
+        if self.config.strategy == Strategy::EventDriven {
+            self.calendar.note_market_time(ts_us);
+        }
+    }
+
+    /// Notes a context event: under the event-driven strategy, a scheduled one goes on the
+    /// calendar.
+    pub fn note_context(&mut self, context: &MarketContext) {
+        if self.config.strategy == Strategy::EventDriven {
+            self.calendar.add_context(context);
+        }
+    }
+
+    /// Returns the calendar of scheduled events.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
     }
 
     /// Returns the settings.
@@ -218,14 +348,20 @@ impl DecisionEngine {
     ) -> ScalingDecision {
         let now_us = observed.window_end_us;
         let current = observed.replicas;
-        let reactive = self.reactive(spec, observed);
-        let candidate = self.candidate(spec, forecast, reactive.replicas);
+        let reactive = reactive::reactive(&self.config, spec, observed);
+        let mut candidate = match self.config.policy {
+            Policy::KedaLag => self.lag_candidate(spec, observed),
+            _ => self.candidate(spec, forecast, reactive.replicas),
+        };
+        self.apply_event_floor(spec, now_us, current, &mut candidate);
 
         let (desired, bounds) = self.normalize(spec, now_us, current, &candidate, &reactive);
 
         let reason = reason_line(
             spec, forecast, &reactive, &candidate, current, desired, &bounds,
         );
+        let histogram = self.usage.entry(spec.name.clone()).or_default();
+        let cpu = resources::observe(histogram, observed, &self.config.resources);
         let predictive = candidate.plan.as_ref();
         ScalingDecision {
             id: format!("decision/{}/{now_us}", spec.name),
@@ -236,7 +372,8 @@ impl DecisionEngine {
             policy: self.config.policy.as_str().to_string(),
             strategy: match self.config.policy {
                 Policy::Hpa => "reactive",
-                Policy::Predictive => "balanced",
+                Policy::KedaLag => "lag",
+                Policy::Predictive => self.config.strategy.as_str(),
             }
             .to_string(),
             forecast_id: predictive.map(|_| forecast.id.clone()),
@@ -249,6 +386,10 @@ impl DecisionEngine {
             rule: candidate.rule.to_string(),
             bounds: bounds.into_iter().map(str::to_string).collect(),
             reason,
+            cpu_request_milli: cpu.target_milli,
+            cpu_limit_milli: cpu.limit_milli,
+            cpu_lower_milli: cpu.lower_milli,
+            cpu_upper_milli: cpu.upper_milli,
         }
     }
 
@@ -263,7 +404,9 @@ impl DecisionEngine {
         reactive: &Reactive,
     ) -> (i64, Vec<&'static str>) {
         let mut bounds = Vec::new();
-        if candidate.rule != "forecast" {
+        if let Some(lag) = &candidate.lag {
+            bounds.extend(lag.bounds.iter().copied());
+        } else if !matches!(candidate.rule, "forecast" | "event-floor") {
             bounds.extend(reactive.hold.map(|hold| match hold {
                 Hold::Tolerance => "tolerance",
                 Hold::DirectionFlip => "unready-pods",
@@ -282,7 +425,7 @@ impl DecisionEngine {
             legacy_window_s: self.config.scale_down_stabilization_s as f64,
             recommendations: &recommendations,
             scale_events: &scale_events,
-            rate_limits: candidate.scale_up_limit,
+            rate_limits: candidate.scale_up_limit && candidate.event.is_none(),
         });
 
         // The controller corrects an out-of-range count before looking at metrics, and then
@@ -311,54 +454,6 @@ impl DecisionEngine {
             .unwrap_or(0)
     }
 
-    /// Returns the HPA's recommendation for `observed`: the ready replicas as pods requesting
-    /// 1 CPU and all using the observed utilisation, the replicas still starting as running
-    /// pods that are not ready.
-    fn reactive(&self, spec: &ServiceSpec, observed: &ObservedOutcome) -> Reactive {
-        let ready = observed.ready_replicas.clamp(0, observed.replicas.max(0));
-        let usage = (observed.utilization * 10.0).round() as i64;
-        let pod = |ready: bool, usage| Pod {
-            phase: PodPhase::Running,
-            ready,
-            cpu_warming: false,
-            deleting: false,
-            request_milli: Some(1000),
-            usage_milli: Some(usage),
-        };
-        let mut pods = vec![pod(true, usage); ready as usize];
-        pods.extend(vec![
-            pod(false, 0);
-            (observed.replicas - ready).max(0) as usize
-        ]);
-
-        let input = MetricInput {
-            current_replicas: observed.replicas,
-            tolerance: Tolerance::both(self.config.tolerance),
-            metric: Metric::Resource {
-                target_utilization_percent: spec.target_utilization_percent.round() as i64,
-            },
-            pods: &pods,
-            unmatched_metrics_milli: &[],
-        };
-        match hpa::recommend(&input) {
-            Ok(r) => Reactive {
-                replicas: r.replicas,
-                usage_ratio: r.final_ratio(),
-                hold: r.held,
-                note: r
-                    .unready_counted_idle
-                    .then(|| "starting pods count as idle".to_string()),
-            },
-            // The controller keeps the count when it has no metrics to go by.
-            Err(error) => Reactive {
-                replicas: observed.replicas,
-                usage_ratio: 1.0,
-                hold: None,
-                note: Some(error.to_string()),
-            },
-        }
-    }
-
     /// Returns the policy's answer before stabilisation and bounds.
     fn candidate(&self, spec: &ServiceSpec, forecast: &LoadForecast, reactive: i64) -> Candidate {
         let hpa_only = |rule, plan| Candidate {
@@ -366,15 +461,24 @@ impl DecisionEngine {
             rule,
             plan,
             scale_up_limit: true,
+            event: None,
+            lag: None,
         };
         match self.config.policy {
-            Policy::Hpa => hpa_only("hpa", None),
+            Policy::Hpa | Policy::KedaLag => hpa_only("hpa", None),
             Policy::Predictive => {
+                let inputs = StrategyInputs {
+                    interval_level: forecast.interval_level,
+                    headroom: self.config.headroom,
+                    under_cost: self.config.under_cost,
+                    over_cost: self.config.over_cost,
+                };
                 let plan = predictive::plan(
                     spec,
                     forecast,
                     self.config.decision_interval_s,
-                    self.config.headroom,
+                    self.config.strategy,
+                    &inputs,
                 );
                 if forecast.confidence < self.config.confidence_threshold {
                     return hpa_only("fallback-low-confidence", Some(plan));
@@ -389,75 +493,77 @@ impl DecisionEngine {
                     rule,
                     plan: Some(plan),
                     scale_up_limit: false,
+                    event: None,
+                    lag: None,
                 }
             }
         }
     }
-}
 
-/// Returns the one-line reason, e.g. "forecast 8,420/s at +75 s needs 6 pods (HPA asks 4);
-/// scaling 3 -> 6".
-fn reason_line(
-    spec: &ServiceSpec,
-    forecast: &LoadForecast,
-    reactive: &Reactive,
-    candidate: &Candidate,
-    current: i64,
-    desired: i64,
-    bounds: &[&str],
-) -> String {
-    let hpa_part = format!(
-        "utilization {:.1}% vs target {}% asks {} pods{}",
-        reactive.usage_ratio * spec.target_utilization_percent,
-        spec.target_utilization_percent,
-        reactive.replicas,
-        reactive
-            .note
-            .as_ref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default(),
-    );
-    let why = match (candidate.rule, &candidate.plan) {
-        ("fallback-low-confidence", _) => format!(
-            "forecast confidence {:.2} below threshold, falling back to HPA: {hpa_part}",
-            forecast.confidence
-        ),
-        (_, Some(plan)) => format!(
-            "forecast {}/s at +{} s needs {} pods (HPA asks {})",
-            thousands(plan.load),
-            plan.horizon_s,
-            plan.replicas,
-            reactive.replicas
-        ),
-        _ => hpa_part,
-    };
-    let action = if desired == current {
-        format!("keeping {current}")
-    } else {
-        format!("scaling {current} -> {desired}")
-    };
-    if bounds.is_empty() {
-        format!("{why}; {action}")
-    } else {
-        format!("{why}; {action} (bounded by {})", bounds.join(", "))
-    }
-}
-
-/// Returns `x` rounded to a whole number with thousands separators: 8420.4 → "8,420".
-fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x.abs());
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
+    /// Returns KEDA's Kafka-lag answer, the service's backlog read as lag over the configured
+    /// partitions ([`keda::simulated_offsets`]).
+    fn lag_candidate(&self, spec: &ServiceSpec, observed: &ObservedOutcome) -> Candidate {
+        let config = &self.config.keda;
+        let threshold = config.lag_threshold.unwrap_or_else(|| {
+            let per_interval = spec.capacity_per_pod * self.config.decision_interval_s as f64;
+            per_interval.round().max(1.0) as i64
+        });
+        let offsets = keda::simulated_offsets(observed.backlog, config.partitions);
+        let lag = keda::desired_replicas(&offsets, config, threshold, spec.min_replicas);
+        Candidate {
+            replicas: lag.replicas,
+            rule: "keda-lag",
+            plan: None,
+            scale_up_limit: true,
+            event: None,
+            lag: Some(lag),
         }
-        out.push(c);
     }
-    if x < -0.5 {
-        out.insert(0, '-');
+
+    /// Raises `candidate` to the floor of a scheduled event whose span holds `now_us`, under
+    /// the event-driven strategy. The floor is a maximum, so never below the reactive answer.
+    fn apply_event_floor(
+        &mut self,
+        spec: &ServiceSpec,
+        now_us: i64,
+        current: i64,
+        candidate: &mut Candidate,
+    ) {
+        if self.config.policy != Policy::Predictive || self.config.strategy != Strategy::EventDriven
+        {
+            return;
+        }
+        let lead_s = self
+            .config
+            .event_lead_s
+            .unwrap_or(spec.startup_s.max(0) + 2 * self.config.decision_interval_s);
+        let Some(event) = self
+            .calendar
+            .active(now_us, lead_s, self.config.event_hold_s)
+        else {
+            return;
+        };
+        let memory = self.events.entry(spec.name.clone()).or_default();
+        let floor = memory.floor(
+            event,
+            now_us,
+            candidate.replicas,
+            current,
+            self.config.event_multiple,
+        );
+        if floor.replicas > candidate.replicas {
+            candidate.replicas = floor.replicas;
+            candidate.rule = "event-floor";
+            candidate.event = Some(EventFloor {
+                name: floor.name,
+                in_s: (floor.event_ts_us - now_us).div_euclid(1_000_000),
+                replicas: floor.replicas,
+            });
+        }
     }
-    out
 }
 
+#[cfg(test)]
+mod strategy_tests;
 #[cfg(test)]
 mod tests;

@@ -3,15 +3,17 @@
 //!
 //! The horizon is `startup_s + decision_interval_s`: a pod asked for at `t` serves from
 //! `t + startup_s`, and the next decision can correct the count one interval later, so this
-//! decision must cover the load up to then. The load provisioned for is
-//! `point + headroom × (upper − point)`: `headroom` 0 provisions for the point forecast, 1 for
-//! the top of the prediction interval, and the default 0.5 ("balanced") for halfway, which
-//! covers most of the forecast's upside without paying for its whole tail. The target
-//! utilisation already leaves the HPA's own headroom, so this is on top of it.
+//! decision must cover the load up to then. Which load of the forecast's interval is
+//! provisioned for is the [`Strategy`]'s choice ([`super::strategy`]); the default, balanced,
+//! takes `point + 0.5 × (upper − point)`, which covers most of the forecast's upside without
+//! paying for its whole tail. The target utilisation already leaves the HPA's own headroom, so
+//! this is on top of it.
 
 use crate::events::LoadForecast;
 use crate::stages::predict::forecast_at;
 use crate::topology::ServiceSpec;
+
+use super::strategy::{provision_load, Strategy, StrategyInputs};
 
 /// What the forecast asks for on its own.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,12 +26,22 @@ pub struct Plan {
     pub replicas: i64,
 }
 
-/// Returns the replicas that serve the forecast load at the target utilisation:
-/// `ceil(load / (capacity_per_pod × target / 100))`.
-pub fn plan(spec: &ServiceSpec, forecast: &LoadForecast, interval_s: i64, headroom: f64) -> Plan {
+/// Returns the replicas that serve the load `strategy` picks from the forecast at the target
+/// utilisation: `ceil(load / (capacity_per_pod × target / 100))`.
+pub fn plan(
+    spec: &ServiceSpec,
+    forecast: &LoadForecast,
+    interval_s: i64,
+    strategy: Strategy,
+    inputs: &StrategyInputs,
+) -> Plan {
     let horizon_s = spec.startup_s.max(0) + interval_s.max(0);
     let point = forecast_at(forecast, horizon_s);
-    let load = point.load + headroom.clamp(0.0, 1.0) * (point.upper - point.load).max(0.0);
+    let inputs = StrategyInputs {
+        interval_level: forecast.interval_level,
+        ..*inputs
+    };
+    let load = provision_load(strategy, &point, &inputs);
 
     let per_pod = spec.capacity_per_pod * spec.target_utilization_percent / 100.0;
     let replicas = if per_pod > 0.0 {

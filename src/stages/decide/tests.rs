@@ -4,9 +4,9 @@ use crate::stages::actuate::SimulatedCluster;
 use crate::stages::predict::{Forecaster, PredictConfig};
 use crate::topology::ServiceKind;
 
-const S: i64 = 1_000_000;
+pub(super) const S: i64 = 1_000_000;
 
-fn spec() -> ServiceSpec {
+pub(super) fn spec() -> ServiceSpec {
     ServiceSpec {
         name: "svc".into(),
         kind: ServiceKind::General,
@@ -21,7 +21,7 @@ fn spec() -> ServiceSpec {
     }
 }
 
-fn regime() -> MarketRegime {
+pub(super) fn regime() -> MarketRegime {
     MarketRegime {
         id: "regime/0".into(),
         window_start_us: 0,
@@ -36,7 +36,7 @@ fn regime() -> MarketRegime {
 }
 
 /// A window ending at `end_s` with `replicas` asked, `ready` of them serving at `util` %.
-fn observed(end_s: i64, replicas: i64, ready: i64, util: f64) -> ObservedOutcome {
+pub(super) fn observed(end_s: i64, replicas: i64, ready: i64, util: f64) -> ObservedOutcome {
     ObservedOutcome {
         id: format!("observed/svc/{}", (end_s - 15) * S),
         service: "svc".into(),
@@ -54,7 +54,7 @@ fn observed(end_s: i64, replicas: i64, ready: i64, util: f64) -> ObservedOutcome
     }
 }
 
-fn flat_forecast(end_s: i64, load: f64, confidence: f64) -> LoadForecast {
+pub(super) fn flat_forecast(end_s: i64, load: f64, confidence: f64) -> LoadForecast {
     LoadForecast {
         id: format!("forecast/svc/{}", end_s * S),
         service: "svc".into(),
@@ -240,7 +240,7 @@ fn starting_pods_count_as_idle_when_scaling_up() {
     assert_eq!(d.desired_replicas, 4);
 }
 
-fn rising_forecast(confidence: f64) -> LoadForecast {
+pub(super) fn rising_forecast(confidence: f64) -> LoadForecast {
     let mut f = flat_forecast(15, 2000.0, confidence);
     f.points = vec![
         ForecastPoint {
@@ -337,6 +337,7 @@ fn low_confidence_falls_back_to_the_hpa_and_says_so() {
 fn policy_parses_from_its_name() {
     assert_eq!("predictive".parse::<Policy>(), Ok(Policy::Predictive));
     assert_eq!("HPA".parse::<Policy>(), Ok(Policy::Hpa));
+    assert_eq!("keda-lag".parse::<Policy>(), Ok(Policy::KedaLag));
     assert!(matches!(
         "keda".parse::<Policy>(),
         Err(Error::UnknownPolicy(_))
