@@ -128,3 +128,23 @@ pub fn append_all(records: Vec<Encoded>, tx: &mut Transaction<'_>) -> Result<(),
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Routed;
+
+    #[test]
+    fn every_event_is_routed_to_the_topic_the_topology_requires_for_its_schema() {
+        let mut routes = Vec::new();
+        macro_rules! route_of {
+            ($ty:ident) => {
+                routes.push((
+                    <crate::events::$ty as Routed>::TOPIC,
+                    <crate::events::$ty as crate::events::Event>::NAME,
+                ));
+            };
+        }
+        crate::for_each_event!(route_of);
+        assert_eq!(routes, crate::topology::REQUIRED_TOPICS);
+    }
+}

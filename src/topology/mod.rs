@@ -139,6 +139,24 @@ pub struct Topology {
 const BUILTIN_TOPICS: &str = include_str!("../../topology/topics.toml");
 const BUILTIN_SERVICES: &str = include_str!("../../topology/services.toml");
 
+/// The topics tickscale writes, each with the schema of its events. A topology must declare
+/// each of them with that schema; the pipeline's routing is checked against this list.
+pub const REQUIRED_TOPICS: [(&str, &str); 13] = [
+    ("market.ticks", "TradeTick"),
+    ("market.quotes", "QuoteTick"),
+    ("market.bars", "Bar"),
+    ("market.context", "MarketContext"),
+    ("pods.metrics", "PodMetrics"),
+    ("features", "FeatureVector"),
+    ("market.regime", "MarketRegime"),
+    ("load.forecasts", "LoadForecast"),
+    ("scaling.decisions", "ScalingDecision"),
+    ("scaling.outcomes", "ActuationOutcome"),
+    ("load.observed", "ObservedOutcome"),
+    ("model.events", "ModelEvent"),
+    ("deadletter", "DeadLetter"),
+];
+
 /// The schema names that have a Rust type, hence a file in `schemas/`.
 pub fn known_schemas() -> Vec<&'static str> {
     let mut names = Vec::new();

@@ -48,7 +48,23 @@ impl Check<'_> {
     }
 }
 
+/// More partitions than this is surely a typo (Kafka's own practical limits are far lower).
+const MAX_PARTITIONS: u32 = 10_000;
+/// A pod start-up longer than a day is surely a typo.
+const MAX_STARTUP_S: i64 = 86_400;
+
 pub(super) fn topics((path, text): (&str, &str), topics: &[TopicSpec]) -> Result<(), Error> {
+    for (name, schema) in super::REQUIRED_TOPICS {
+        if !topics.iter().any(|t| t.name == name) {
+            let message = format!(
+                "expected a [[topic]] named `{name}` (schema {schema}): tickscale writes it"
+            );
+            return Err(Error::Parse {
+                path: path.to_string(),
+                message,
+            });
+        }
+    }
     let known = super::known_schemas();
     for (index, topic) in topics.iter().enumerate() {
         let check = Check {
@@ -61,8 +77,9 @@ pub(super) fn topics((path, text): (&str, &str), topics: &[TopicSpec]) -> Result
         if topics[..index].iter().any(|t| t.name == topic.name) {
             return Err(check.fail("name", "a name no other topic has", &topic.name));
         }
-        if topic.partitions == 0 {
-            return Err(check.fail("partitions", "at least 1", topic.partitions));
+        if !(1..=MAX_PARTITIONS).contains(&topic.partitions) {
+            let expected = format!("between 1 and {MAX_PARTITIONS}");
+            return Err(check.fail("partitions", expected, topic.partitions));
         }
         if !known.contains(&topic.schema.as_str()) {
             return Err(check.fail(
@@ -70,6 +87,13 @@ pub(super) fn topics((path, text): (&str, &str), topics: &[TopicSpec]) -> Result
                 format!("one of {}", known.join(", ")),
                 &topic.schema,
             ));
+        }
+        let required = super::REQUIRED_TOPICS
+            .iter()
+            .find(|(name, _)| *name == topic.name);
+        if let Some((_, schema)) = required.filter(|(_, schema)| *schema != topic.schema) {
+            let expected = format!("{schema}, the schema tickscale writes on this topic");
+            return Err(check.fail("schema", expected, &topic.schema));
         }
         match (topic.cleanup, topic.retention_hours) {
             (Cleanup::Delete, None) => {
@@ -140,8 +164,9 @@ fn check_numbers(check: &Check, s: &ServiceSpec) -> Result<(), Error> {
     if !(s.capacity_per_pod.is_finite() && s.capacity_per_pod > 0.0) {
         return Err(check.fail("capacity_per_pod", "a positive number", s.capacity_per_pod));
     }
-    if s.startup_s < 0 {
-        return Err(check.fail("startup_s", "zero or more seconds", s.startup_s));
+    if !(0..=MAX_STARTUP_S).contains(&s.startup_s) {
+        let expected = format!("between 0 and {MAX_STARTUP_S} seconds");
+        return Err(check.fail("startup_s", expected, s.startup_s));
     }
     if !(s.base_latency_ms.is_finite() && s.base_latency_ms > 0.0) {
         return Err(check.fail("base_latency_ms", "a positive number", s.base_latency_ms));
@@ -254,6 +279,34 @@ mod tests {
             "{message}"
         );
         assert!(message.ends_with("found Candle"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_required_topic_is_named_with_its_file() {
+        let start = TOPICS
+            .find("[[topic]]\nname = \"deadletter\"")
+            .expect("deadletter topic");
+        let bad = &TOPICS[..start];
+        let err = Topology::parse(("topics.toml", bad), ("services.toml", SERVICES))
+            .expect_err("refused");
+        assert_eq!(
+            err.to_string(),
+            "topics.toml: expected a [[topic]] named `deadletter` (schema DeadLetter): tickscale \
+             writes it"
+        );
+    }
+
+    #[test]
+    fn absurd_partition_counts_and_start_up_times_are_refused() {
+        let bad = TOPICS.replacen("partitions = 3", "partitions = 4000000000", 1);
+        let err = Topology::parse(("topics.toml", &bad), ("services.toml", SERVICES))
+            .expect_err("refused");
+        assert!(
+            err.to_string().contains("expected between 1 and 10000"),
+            "{err}"
+        );
+        let bad = SERVICES.replacen("startup_s = 30", "startup_s = 99999999999", 1);
+        assert!(services_error(&bad).contains("field `startup_s` of service `market-data`"));
     }
 
     #[test]
