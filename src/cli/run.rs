@@ -9,6 +9,8 @@ use tickscale::generator::GeneratorConfig;
 use tickscale::ingest::{self, Format, SourceEvent};
 
 const DEFAULT_WINDOW_S: i64 = 15;
+/// The longest window (and lateness) accepted: a day.
+const MAX_WINDOW_S: i64 = 86_400;
 use tickscale::pipeline::{self, Progress, Report, RunPlan, SourceSpec, StageConfig, Stages};
 use tickscale::stages::decide::{Policy, Strategy};
 
@@ -121,10 +123,26 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
             ..GeneratorConfig::default()
         }));
     }
+    check_numbers(args)?;
+    let mut seen_files = std::collections::BTreeSet::new();
+    for path in &args.ticks {
+        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+        anyhow::ensure!(
+            seen_files.insert(canonical),
+            "--ticks {}: the same file is given twice; its events would count twice",
+            path.display()
+        );
+    }
+    let mut seen_services = std::collections::BTreeSet::new();
     for mapping in &args.load {
         let (service, file) = mapping
             .split_once('=')
+            .filter(|(service, file)| !service.is_empty() && !file.is_empty())
             .with_context(|| format!("--load {mapping}: expected SERVICE=FILE"))?;
+        anyhow::ensure!(
+            seen_services.insert(service.to_string()),
+            "--load {mapping}: service `{service}` already takes its load from another trace"
+        );
         anyhow::ensure!(
             topology.service(service).is_some(),
             "--load {mapping}: no service `{service}` in the topology; the services are {}",
@@ -195,6 +213,31 @@ fn default_window(sources: &[SourceSpec]) -> anyhow::Result<i64> {
         window = window.max(first_bar.unwrap_or(0));
     }
     Ok(window)
+}
+
+/// Refuses numeric options that cannot mean anything, rather than bending them into range.
+fn check_numbers(args: &RunArgs) -> anyhow::Result<()> {
+    if let Some(window) = args.window {
+        anyhow::ensure!(
+            (1..=MAX_WINDOW_S).contains(&window),
+            "--window {window}: expected between 1 and {MAX_WINDOW_S} seconds"
+        );
+    }
+    anyhow::ensure!(
+        (0..=MAX_WINDOW_S).contains(&args.allowed_lateness),
+        "--allowed-lateness {}: expected between 0 and {MAX_WINDOW_S} seconds",
+        args.allowed_lateness
+    );
+    anyhow::ensure!(
+        args.checkpoint_every >= 1,
+        "--checkpoint-every 0: expected at least one event between checkpoints"
+    );
+    anyhow::ensure!(
+        args.summary_every >= 0,
+        "--summary-every {}: expected zero (no summary) or more seconds",
+        args.summary_every
+    );
+    Ok(())
 }
 
 fn time(ts_us: i64) -> String {
