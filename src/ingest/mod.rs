@@ -31,7 +31,8 @@
 //! and a stray `"` must not swallow the rows after it), and trimmed of ASCII whitespace; a row's
 //! [`RowError::raw`] is its fields joined by the delimiter, not the exact bytes; blank lines are
 //! skipped and do not count as rows (a row-indexed trace's clock ignores them);
-//! a read error in the middle of a file is returned once as a [`RowError`] and ends the reader.
+//! a read error in the middle of a file (IO, damaged compressed data, a CRC or size mismatch, a
+//! truncated archive) is returned once as a [`RowError`] with `fatal` set, and ends the reader.
 
 mod bars;
 mod detect;
@@ -132,6 +133,15 @@ impl Format {
             Format::NasaCounts => "nasa-counts",
         }
     }
+
+    /// Returns whether the format is a workload trace (row-trace, timed-trace, bitbrains,
+    /// nasa-counts) rather than market data.
+    pub fn is_workload(self) -> bool {
+        matches!(
+            self,
+            Format::RowTrace | Format::TimedTrace | Format::Bitbrains | Format::NasaCounts
+        )
+    }
 }
 
 impl fmt::Display for Format {
@@ -157,7 +167,13 @@ fn format_names() -> String {
     Format::ALL.map(Format::name).join(", ")
 }
 
-/// A row that could not be read; the reader goes on with the next one.
+/// A row that could not be read.
+///
+/// When [`RowError::fatal`] is false the row alone is bad and the reader goes on with the next
+/// one. When it is true the file itself could not be read on (an IO error, damaged compressed
+/// data, a CRC or size mismatch, a truncated archive): the reader ends after it, and the rows
+/// that were not read are lost, so the caller should stop rather than carry on as if the file
+/// had ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct RowError {
@@ -169,11 +185,44 @@ pub struct RowError {
     ///
     /// `csv` hands over fields, not the line, so this is the line as written only up to
     /// whitespace around fields (trimmed) and the line ending (dropped): `1;\t2` comes back as
-    /// `1;2`. Empty when the row could not be read at all.
+    /// `1;2`. Empty when the row could not be read at all. Cut to [`RAW_LIMIT`] bytes, and
+    /// then the reason says so.
     pub raw: Vec<u8>,
+    /// Whether the file could not be read past this point (see the type's docs).
+    pub fatal: bool,
 }
 
+/// The most bytes of a refused row kept in [`RowError::raw`] (64 KiB).
+pub const RAW_LIMIT: usize = 64 * 1024;
+
 impl RowError {
+    /// Returns the error of a bad row (not fatal), its `raw` cut to [`RAW_LIMIT`] bytes.
+    ///
+    /// When `raw` is cut, the reason ends `(row cut to 65,536 bytes)`.
+    pub(crate) fn bad_row(line: u64, mut reason: String, mut raw: Vec<u8>) -> Self {
+        if raw.len() > RAW_LIMIT {
+            raw.truncate(RAW_LIMIT);
+            raw.shrink_to_fit();
+            reason.push_str(" (row cut to 65,536 bytes)");
+        }
+        Self {
+            line,
+            reason,
+            raw,
+            fatal: false,
+        }
+    }
+
+    /// Returns the fatal error of a read that failed at `line`: the file cannot be read on.
+    pub(crate) fn unreadable(line: u64, error: &std::io::Error) -> Self {
+        Self {
+            line,
+            reason: format!("failed to read: {error}"),
+            raw: Vec::new(),
+            fatal: true,
+        }
+    }
+
     /// Returns the dead letter for this row of the file at `source`.
     pub fn to_dead_letter(&self, source: &str) -> DeadLetter {
         DeadLetter {
@@ -321,6 +370,8 @@ pub(crate) struct Rows<P> {
     record: csv::ByteRecord,
     parser: P,
     row: u64,
+    /// Set after a fatal error: the iterator ends.
+    failed: bool,
 }
 
 impl<P: RowParser> Rows<P> {
@@ -330,6 +381,7 @@ impl<P: RowParser> Rows<P> {
             record: csv::ByteRecord::new(),
             parser,
             row: 0,
+            failed: false,
         }
     }
 }
@@ -338,23 +390,27 @@ impl<P: RowParser> Iterator for Rows<P> {
     type Item = Result<SourceEvent, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
         let next_line = self.records.next_line();
         match self.records.next_record(&mut self.record)? {
             Ok(line) => {
                 let row = self.row;
                 self.row += 1;
                 let parsed = self.parser.parse(&self.record, row);
-                Some(parsed.map_err(|reason| RowError {
-                    line,
-                    reason,
-                    raw: records::joined(&self.record, self.records.delimiter()),
+                Some(parsed.map_err(|reason| {
+                    RowError::bad_row(
+                        line,
+                        reason,
+                        records::joined(&self.record, self.records.delimiter()),
+                    )
                 }))
             }
-            Err(error) => Some(Err(RowError {
-                line: next_line,
-                reason: format!("failed to read: {error}"),
-                raw: Vec::new(),
-            })),
+            Err(error) => {
+                self.failed = true;
+                Some(Err(RowError::unreadable(next_line, &error)))
+            }
         }
     }
 }
@@ -416,3 +472,6 @@ pub(crate) fn source_name(path: &Path) -> String {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
+
+#[cfg(test)]
+mod tests;

@@ -149,21 +149,16 @@ impl Iterator for Counts {
         self.index += 1;
         if let Err(error) = self.read_token() {
             self.failed = true;
-            return Some(Err(RowError {
-                line: self.index,
-                reason: format!("failed to read: {error}"),
-                raw: Vec::new(),
-            }));
+            return Some(Err(RowError::unreadable(self.index, &error)));
         }
         if self.token.is_empty() {
             return None;
         }
 
-        Some(self.sample(position).map_err(|reason| RowError {
-            line: self.index,
-            reason,
-            raw: self.token.clone(),
-        }))
+        Some(
+            self.sample(position)
+                .map_err(|reason| RowError::bad_row(self.index, reason, self.token.clone())),
+        )
     }
 }
 
