@@ -35,6 +35,7 @@
 //! truncated archive) is returned once as a [`RowError`] with `fatal` set, and ends the reader.
 
 mod bars;
+mod checked;
 mod detect;
 mod fields;
 mod lean;

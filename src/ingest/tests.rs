@@ -84,3 +84,137 @@ fn workload_formats_are_the_four_traces() {
         ]
     );
 }
+
+/// Writes a zip named `20131007_spy_trade.zip` in `dir` holding `members`, compressed as `method`.
+fn zip_of(
+    dir: &std::path::Path,
+    members: &[(&str, &[u8])],
+    method: zip::CompressionMethod,
+) -> std::path::PathBuf {
+    let path = dir.join("20131007_spy_trade.zip");
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).expect("creates a temp file"));
+    for (name, content) in members {
+        let options = zip::write::SimpleFileOptions::default().compression_method(method);
+        zip.start_file(*name, options)
+            .expect("writes the temp file");
+        zip.write_all(content).expect("writes the temp file");
+    }
+    zip.finish().expect("builds the archive");
+    path
+}
+
+/// Flips one byte of the member's data, `at` bytes into it.
+fn flip_member_byte(path: &std::path::Path, at: u64) {
+    let start = {
+        let mut archive =
+            zip::ZipArchive::new(std::fs::File::open(path).expect("opens the zip")).expect("a zip");
+        let member = archive.by_index_raw(0).expect("a member");
+        member.data_start()
+    };
+    let mut bytes = std::fs::read(path).expect("reads the zip");
+    let index = usize::try_from(start + at).expect("fits");
+    bytes[index] ^= 0x01;
+    std::fs::write(path, bytes).expect("writes the zip");
+}
+
+/// Lean rows with distinct times and prices, `count` of them.
+fn lean_rows(count: u32) -> Vec<u8> {
+    let mut rows = Vec::new();
+    for i in 0..count {
+        let line = format!("{},{},100,P,0,0\n", 34_200_000 + i, 1_674_100 + i % 97);
+        rows.extend_from_slice(line.as_bytes());
+    }
+    rows
+}
+
+#[test]
+fn a_zip_of_two_members_is_refused_naming_them() {
+    let dir = tempfile::tempdir().expect("creates a temp dir");
+    let rows = lean_rows(3);
+    let path = zip_of(
+        dir.path(),
+        &[("a.csv", &rows), ("b.csv", &rows)],
+        zip::CompressionMethod::Deflated,
+    );
+    for format in [None, Some(Format::LeanTrades)] {
+        let error = open(&path, format).expect_err("should fail").to_string();
+        assert!(
+            error.ends_with("holds 2 members (a.csv, b.csv); expected one CSV"),
+            "{error}"
+        );
+        assert!(error.contains("20131007_spy_trade.zip"), "{error}");
+    }
+}
+
+#[test]
+fn a_stored_member_with_a_flipped_byte_ends_in_a_fatal_crc_error() {
+    let dir = tempfile::tempdir().expect("creates a temp dir");
+    // 1,000 rows are 26 KiB, more than detection's look at the first 8 KiB.
+    let rows = lean_rows(1_000);
+    let path = zip_of(
+        dir.path(),
+        &[("t.csv", &rows)],
+        zip::CompressionMethod::Stored,
+    );
+    // Byte 1 is the second digit of the first time: 34200000 becomes 35200000, still a time.
+    flip_member_byte(&path, 1);
+    let items: Vec<_> = open(&path, None).expect("opens the file").collect();
+    assert_eq!(items.len(), 1_001, "1,000 rows and the CRC error");
+    assert!(items[..1_000].iter().all(Result::is_ok));
+    let error = items[1_000].as_ref().expect_err("the CRC does not match");
+    assert!(error.fatal);
+    assert!(
+        error.reason.contains("zip member t.csv: CRC-32")
+            && error.reason.contains("does not match"),
+        "{}",
+        error.reason
+    );
+}
+
+#[test]
+fn a_small_damaged_member_fails_detection_already() {
+    let dir = tempfile::tempdir().expect("creates a temp dir");
+    let path = zip_of(
+        dir.path(),
+        &[("t.csv", &lean_rows(10))],
+        zip::CompressionMethod::Stored,
+    );
+    flip_member_byte(&path, 1);
+    let error = open(&path, None).expect_err("should fail");
+    assert!(matches!(error, super::Error::Read { .. }), "{error:?}");
+}
+
+#[test]
+fn a_damaged_deflate_member_ends_in_a_fatal_error() {
+    let dir = tempfile::tempdir().expect("creates a temp dir");
+    let rows = lean_rows(5_000);
+    let path = zip_of(
+        dir.path(),
+        &[("t.csv", &rows)],
+        zip::CompressionMethod::Deflated,
+    );
+    flip_member_byte(&path, 200);
+    let items: Vec<_> = open(&path, None).expect("opens the file").collect();
+    let last = items.last().expect("an item").as_ref().expect_err("fails");
+    assert!(last.fatal, "{last:?}");
+    assert!(last.reason.contains("zip member t.csv"), "{}", last.reason);
+    assert_eq!(
+        items
+            .iter()
+            .filter(|i| matches!(i, Err(e) if e.fatal))
+            .count(),
+        1
+    );
+
+    // Undamaged, the same zip reads every row.
+    let path = zip_of(
+        dir.path(),
+        &[("t.csv", &rows)],
+        zip::CompressionMethod::Deflated,
+    );
+    let items: Vec<_> = open(&path, None).expect("opens the file").collect();
+    assert_eq!(
+        (items.len(), items.iter().all(Result::is_ok)),
+        (5_000, true)
+    );
+}
