@@ -31,6 +31,8 @@
 //! and a stray `"` must not swallow the rows after it), and trimmed of ASCII whitespace; a row's
 //! [`RowError::raw`] is its fields joined by the delimiter, not the exact bytes; blank lines are
 //! skipped and do not count as rows (a row-indexed trace's clock ignores them);
+//! market rows dated before 1970-01-01, and any absolute time later than the wall clock at
+//! opening plus one day, are refused as implausible (row-indexed trace clocks are not checked);
 //! a read error in the middle of a file (IO, damaged compressed data, a CRC or size mismatch, a
 //! truncated archive) is returned once as a [`RowError`] with `fatal` set, and ends the reader.
 
@@ -363,6 +365,11 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<Reader, Error> {
 pub(crate) trait RowParser: Send {
     /// Parses `record`, the `row`-th (0-based) non-blank record after the header.
     fn parse(&mut self, record: &csv::ByteRecord, row: u64) -> Result<SourceEvent, String>;
+
+    /// Returns the bounds the parsed events' times must keep: market data's unless overridden.
+    fn time_bounds(&self) -> fields::TimeBounds {
+        fields::TimeBounds::Market
+    }
 }
 
 /// The iterator of a CSV format: each non-blank record after the header through a parser.
@@ -373,6 +380,8 @@ pub(crate) struct Rows<P> {
     row: u64,
     /// Set after a fatal error: the iterator ends.
     failed: bool,
+    /// The latest plausible event time, read from the clock at opening.
+    latest_us: i64,
 }
 
 impl<P: RowParser> Rows<P> {
@@ -383,6 +392,7 @@ impl<P: RowParser> Rows<P> {
             parser,
             row: 0,
             failed: false,
+            latest_us: fields::latest_plausible_us(),
         }
     }
 }
@@ -399,7 +409,10 @@ impl<P: RowParser> Iterator for Rows<P> {
             Ok(line) => {
                 let row = self.row;
                 self.row += 1;
-                let parsed = self.parser.parse(&self.record, row);
+                let bounds = self.parser.time_bounds();
+                let parsed = self.parser.parse(&self.record, row).and_then(|event| {
+                    fields::check_time(event.ts_us(), bounds, self.latest_us).map(|()| event)
+                });
                 Some(parsed.map_err(|reason| {
                     RowError::bad_row(
                         line,

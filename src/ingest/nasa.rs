@@ -27,6 +27,7 @@ use std::path::Path;
 use bzip2::read::BzDecoder;
 
 use super::checked::Checked;
+use super::fields::{check_time, latest_plausible_us, TimeBounds};
 use super::{open_file, source_name, Error, RowError, SourceEvent};
 use crate::events::PodMetrics;
 
@@ -65,6 +66,7 @@ pub(super) fn open(path: &Path) -> Result<Counts, Error> {
         index: 0,
         source: source_name(path),
         failed: false,
+        latest_us: latest_plausible_us(),
     })
 }
 
@@ -179,6 +181,8 @@ pub struct Counts {
     index: u64,
     source: String,
     failed: bool,
+    /// The latest plausible time (the clock at opening plus a day); see [`check_time`].
+    latest_us: i64,
 }
 
 impl Counts {
@@ -211,10 +215,14 @@ impl Counts {
         if count < 0 {
             return Err(format!("negative count {count}"));
         }
-        let offset_us = i64::try_from(position).unwrap_or(i64::MAX) * 1_000_000;
+        let offset_us = i64::try_from(position)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1_000_000);
+        let ts_us = START_US.saturating_add(offset_us);
+        check_time(ts_us, TimeBounds::UpperOnly, self.latest_us)?;
         Ok(SourceEvent::Workload(PodMetrics {
             service: String::new(),
-            ts_us: START_US + offset_us,
+            ts_us,
             load: count as f64,
             cpu_percent: None,
             memory_percent: None,
@@ -387,6 +395,7 @@ mod tests {
             index: 0,
             source: String::new(),
             failed: false,
+            latest_us: i64::MAX,
         };
         let items: Vec<_> = counts.collect();
         let read = items.iter().filter(|i| i.is_ok()).count();

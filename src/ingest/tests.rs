@@ -218,3 +218,63 @@ fn a_damaged_deflate_member_ends_in_a_fatal_error() {
         (5_000, true)
     );
 }
+
+#[test]
+fn market_rows_dated_past_tomorrow_or_before_1970_are_refused_and_reading_goes_on() {
+    let file = temp_file(
+        format!(
+            "{TRADES_HEADER}x,BTC,7258118400000000,0,1,buy,10,1\n\
+             x,BTC,{},0,2,buy,10,1\n\
+             x,BTC,-5,0,3,buy,10,1\n\
+             x,BTC,1582329602111000,0,4,buy,10,1\n",
+            i64::MAX
+        )
+        .as_bytes(),
+    );
+    let items: Vec<_> = open(file.path(), None).expect("opens the file").collect();
+    let reasons: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.as_ref().err())
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    // 7258118400 s is 2200-01-01T00:00:00Z.
+    assert!(
+        reasons[0].starts_with("timestamp 2200-01-01T00:00:00Z is not plausible (after 20"),
+        "{}",
+        reasons[0]
+    );
+    assert!(reasons[1].starts_with("timestamp 9223372036854775807 µs is not plausible"));
+    assert!(reasons[2].ends_with("is not plausible (before 1970-01-01)"));
+    assert_eq!(
+        items[3].as_ref().map(|e| e.ts_us()),
+        Ok(1_582_329_602_111_000)
+    );
+}
+
+#[test]
+fn bars_and_absolute_trace_times_in_2200_are_refused_but_row_clocks_are_not() {
+    let bars = temp_file(b"timestamp,open,high,low,close\n2200-01-01 00:00:00,1,1,1,1\n");
+    let items: Vec<_> = open(bars.path(), None).expect("opens the file").collect();
+    assert!(items[0]
+        .as_ref()
+        .is_err_and(|e| e.reason.contains("not plausible")));
+
+    let bitbrains = temp_file(
+        b"Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\t\
+          CPU usage [%];\tMemory capacity provisioned [KB];\tMemory usage [KB]\n\
+          7258118400;\t1;\t1000;\t10;\t1;\t100;\t50\n\
+          1372629804;\t1;\t1000;\t10;\t1;\t100;\t50\n",
+    );
+    let items: Vec<_> = open(bitbrains.path(), None)
+        .expect("opens the file")
+        .collect();
+    assert!(items[0]
+        .as_ref()
+        .is_err_and(|e| e.reason.contains("not plausible")));
+    assert!(items[1].is_ok());
+
+    // A timed trace from 0 (Azure) and a row trace are relative clocks: 0 s is fine.
+    let timed = temp_file(b"timestamp,cpu_usage\n0,5\n300,6\n");
+    assert!(open(timed.path(), None).expect("opens").all(|i| i.is_ok()));
+}

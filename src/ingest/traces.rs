@@ -24,7 +24,7 @@ use std::path::Path;
 
 use csv::{ByteRecord, Trim};
 
-use super::fields::{parse_f64, parse_non_negative, time_to_us};
+use super::fields::{parse_f64, parse_non_negative, time_to_us, TimeBounds};
 use super::{open_with_header, source_name, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::PodMetrics;
 
@@ -197,6 +197,15 @@ impl TraceParser {
 }
 
 impl RowParser for TraceParser {
+    /// A time column (Bitbrains' epoch seconds, Azure's) gets the upper bound only: relative
+    /// clocks start at 0. A row-indexed clock is not checked.
+    fn time_bounds(&self) -> TimeBounds {
+        match self.clock {
+            Clock::Rows { .. } => TimeBounds::None,
+            Clock::Column(_) => TimeBounds::UpperOnly,
+        }
+    }
+
     fn parse(&mut self, fields: &ByteRecord, row: u64) -> Result<SourceEvent, String> {
         // Every column index below was found in the header, so a row as wide reaches them all.
         if fields.len() != self.width {
