@@ -86,7 +86,7 @@ pub fn symbol_from_file_name(path: &Path) -> String {
 
 /// Opens a bar CSV.
 pub(super) fn open(path: &Path) -> Result<Rows<BarParser>, Error> {
-    let (mut records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    let (mut records, columns, seen) = open_with_header(path, Format::Bars, b',', Trim::None)?;
     let has_volume = header_volume(&columns).ok_or_else(|| Error::Header {
         path: path.to_owned(),
         format: Format::Bars,

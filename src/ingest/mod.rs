@@ -49,6 +49,7 @@ mod vix;
 
 use std::fmt;
 use std::fs::File;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -134,6 +135,28 @@ impl Format {
             Format::TimedTrace => "timed-trace",
             Format::Bitbrains => "bitbrains",
             Format::NasaCounts => "nasa-counts",
+        }
+    }
+
+    /// Returns the header the format expects, as an [`Error::Header`] states it.
+    pub(crate) fn expected_header(self) -> &'static str {
+        match self {
+            Format::TardisTrades => "`exchange,symbol,timestamp,local_timestamp,id,side,price,amount`",
+            Format::TardisQuotes => {
+                "`exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount`"
+            }
+            Format::LeanTrades => "a zip holding one headerless trade-tick CSV",
+            Format::Bars => "`timestamp,open,high,low,close[,volume]`",
+            Format::Vix => "`DATE,OPEN,HIGH,LOW,CLOSE`",
+            Format::RowTrace => {
+                "column names, the load first, such as `cpu_util_percent,mem_util_percent,…`"
+            }
+            Format::TimedTrace => "`timestamp,<load>[,…]` that is not a bar header",
+            Format::Bitbrains => {
+                "`Timestamp [ms]`, `CPU usage [MHZ]`, `CPU usage [%]`, `Memory usage [KB]` and \
+                 `Memory capacity provisioned [KB]` separated by `;`"
+            }
+            Format::NasaCounts => "a bzip2 tar holding one file of counts",
         }
     }
 
@@ -437,20 +460,33 @@ pub(crate) fn open_file(path: &Path) -> Result<File, Error> {
     })
 }
 
-/// Opens a CSV file split on `delimiter`, trimmed as `trim` says, and reads its header (the first non-blank record).
+/// Opens a CSV file of `format` split on `delimiter`, trimmed as `trim` says, and reads its
+/// header (the first non-blank record).
 ///
 /// Returns the header's columns and the header as it should appear in an error message (its
-/// fields joined by the delimiter).
+/// fields joined by the delimiter). The caller checks the columns.
 ///
 /// # Errors
-/// Returns [`Error::Open`], [`Error::Read`], or [`Error::Empty`] when there is no header.
+/// Returns [`Error::Open`], [`Error::Read`], or [`Error::Empty`] when there is no header, and
+/// [`Error::Header`] for binary content: a zip, bzip2 or gzip magic, or a header holding control
+/// characters other than tab.
 pub(crate) fn open_with_header(
     path: &Path,
+    format: Format,
     delimiter: u8,
     trim: csv::Trim,
 ) -> Result<(records::RecordSource, Vec<String>, String), Error> {
-    let file = open_file(path)?;
-    let mut source = records::RecordSource::new(Box::new(file), delimiter, trim);
+    let mut file = open_file(path)?;
+    let mut magic = Vec::with_capacity(4);
+    std::io::Read::by_ref(&mut file)
+        .take(4)
+        .read_to_end(&mut magic)
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let reader = std::io::Cursor::new(magic.clone()).chain(file);
+    let mut source = records::RecordSource::new(Box::new(reader), delimiter, trim);
     let mut header = csv::ByteRecord::new();
     match source.next_record(&mut header) {
         Some(Ok(_)) => {}
@@ -466,8 +502,29 @@ pub(crate) fn open_with_header(
             })
         }
     }
-    let seen = shown(&records::joined(&header, delimiter));
+    let joined = records::joined(&header, delimiter);
+    let seen = shown(&joined);
+    if is_binary(&magic, &joined) {
+        return Err(Error::Header {
+            path: path.to_owned(),
+            format,
+            seen,
+            expected: format.expected_header().to_owned(),
+        });
+    }
     Ok((source, records::columns(&header), seen))
+}
+
+/// Returns whether a file is binary: by its first bytes (zip, bzip2, gzip) or a control
+/// character other than tab in its header.
+fn is_binary(magic: &[u8], header: &[u8]) -> bool {
+    let archive = magic.starts_with(b"PK\x03\x04")
+        || magic.starts_with(b"BZh")
+        || magic.starts_with(b"\x1f\x8b");
+    archive
+        || header
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 /// Returns a header line as it should appear in an error message: escaped and cut at 200 bytes.

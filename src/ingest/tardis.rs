@@ -59,7 +59,7 @@ pub(super) fn header_is(columns: &[String], expected: &[&str]) -> bool {
 }
 
 fn open_checked(path: &Path, format: Format, expected: &[&str]) -> Result<RecordSource, Error> {
-    let (records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    let (records, columns, seen) = open_with_header(path, format, b',', Trim::None)?;
     if header_is(&columns, expected) {
         Ok(records)
     } else {
@@ -67,7 +67,7 @@ fn open_checked(path: &Path, format: Format, expected: &[&str]) -> Result<Record
             path: path.to_owned(),
             format,
             seen,
-            expected: format!("`{}`", expected.join(",")),
+            expected: format.expected_header().to_owned(),
         })
     }
 }

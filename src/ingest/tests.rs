@@ -278,3 +278,57 @@ fn bars_and_absolute_trace_times_in_2200_are_refused_but_row_clocks_are_not() {
     let timed = temp_file(b"timestamp,cpu_usage\n0,5\n300,6\n");
     assert!(open(timed.path(), None).expect("opens").all(|i| i.is_ok()));
 }
+
+#[test]
+fn forcing_a_trace_format_on_another_format_is_refused_for_its_header() {
+    let shared = crate::data::shared_data_file;
+    let cases = [
+        ("market/spy_tick_20131007_trade.zip", Format::RowTrace),
+        ("market/spy_tick_20131007_trade.zip", Format::TimedTrace),
+        ("market/spy_tick_20131007_trade.zip", Format::TardisTrades),
+        (
+            "market/btc-perp-20211231-20220201_1m.csv",
+            Format::TimedTrace,
+        ),
+        ("market/btc-perp-20211231-20220201_1m.csv", Format::RowTrace),
+        ("market/tardis_trades.csv", Format::RowTrace),
+        ("market/vix-daily.csv", Format::RowTrace),
+        ("workload/bitbrains-vm407-2013-07.csv", Format::RowTrace),
+        (
+            "workload/nasa-http-1995-requests-per-second.tbz2",
+            Format::Bars,
+        ),
+        (
+            "workload/nasa-http-1995-requests-per-second.tbz2",
+            Format::RowTrace,
+        ),
+    ];
+    for (file, format) in cases {
+        let error = open(&shared(file), Some(format)).expect_err(file);
+        assert!(
+            matches!(error, super::Error::Header { .. }),
+            "{file}: {error:?}"
+        );
+        let text = error.to_string();
+        assert!(
+            text.contains(&format!("is not {format}: saw header `")),
+            "{text}"
+        );
+    }
+    // A bare Lean CSV has a numeric first row, not column names.
+    let bare = temp_file(b"14400464,1674100,100,P,0,0\n");
+    let error = open(bare.path(), Some(Format::RowTrace)).expect_err("should fail");
+    assert!(error
+        .to_string()
+        .contains("is not row-trace: saw header `14400464,1674100"));
+    // A header with a NUL is binary whatever the format.
+    let nul = temp_file(b"cpu\x00,mem\n1,2\n");
+    let error = open(nul.path(), Some(Format::RowTrace)).expect_err("should fail");
+    assert!(
+        error.to_string().contains("saw header `cpu\\x00,mem`"),
+        "{error}"
+    );
+    // The shared row traces still open as row-trace, and a plain named header too.
+    let named = temp_file(b"requests per s,errors [%]\n5,0\n");
+    assert!(open(named.path(), Some(Format::RowTrace)).is_ok());
+}

@@ -36,7 +36,7 @@ pub(super) fn is_header(columns: &[String]) -> bool {
 
 /// Opens a VIX daily history.
 pub(super) fn open(path: &Path) -> Result<Rows<VixParser>, Error> {
-    let (records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    let (records, columns, seen) = open_with_header(path, Format::Vix, b',', Trim::None)?;
     if !is_header(&columns) {
         return Err(Error::Header {
             path: path.to_owned(),
