@@ -69,6 +69,41 @@ pub(crate) fn time_to_us(value: f64) -> i64 {
     us.round() as i64
 }
 
+/// The largest price or size a market row may carry: 1e12.
+///
+/// No traded price or size comes near it (a share of BRK.A is under 1e6 USD, a day's SPY volume
+/// under 1e9 shares, and a bitcoin amount under 1e8), while a value like 1e300 would make a
+/// notional (price × size) infinite downstream.
+pub(crate) const MAX_MARKET_VALUE: f64 = 1e12;
+
+/// Checks that a market price or size is at most [`MAX_MARKET_VALUE`].
+///
+/// # Errors
+/// Returns `<column> <value> is above 1e12`.
+pub(crate) fn bounded(value: f64, column: &str) -> Result<f64, String> {
+    if value <= MAX_MARKET_VALUE {
+        Ok(value)
+    } else {
+        Err(format!("{column} {value:e} is above 1e12"))
+    }
+}
+
+/// Returns a symbol or venue field as text, refusing what cannot be a name.
+///
+/// # Errors
+/// Returns a reason for bytes that are not UTF-8, or hold a control character (NUL included) or
+/// a quote (`"`); nothing is stripped.
+pub(crate) fn name_text<'a>(bytes: &'a [u8], column: &str) -> Result<&'a str, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| format!("{column} is not UTF-8"))?;
+    if text.chars().any(|c| c.is_control() || c == '"') {
+        return Err(format!(
+            "{column} `{}` holds a control character or a quote",
+            bytes.escape_ascii()
+        ));
+    }
+    Ok(text)
+}
+
 /// A µs-since-epoch time written for a person: RFC 3339 in UTC, or the raw µs when out of range.
 fn shown_time(ts_us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(ts_us)
@@ -133,6 +168,23 @@ fn bad_number(column: &str, bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_above_1e12_and_names_with_control_characters_are_refused() {
+        assert_eq!(bounded(1e12, "price"), Ok(1e12));
+        assert_eq!(
+            bounded(1e300, "price"),
+            Err("price 1e300 is above 1e12".to_owned())
+        );
+        assert_eq!(name_text(b"BTC-PERP", "symbol"), Ok("BTC-PERP"));
+        assert_eq!(
+            name_text(b"BT\x00C", "symbol"),
+            Err("symbol `BT\\x00C` holds a control character or a quote".to_owned())
+        );
+        assert!(name_text(b"BTC\"", "symbol").is_err());
+        assert!(name_text(b"BTC\x7f", "venue").is_err());
+        assert!(name_text(b"\xff", "venue").is_err());
+    }
 
     #[test]
     fn implausible_times_are_refused_by_their_bounds() {

@@ -30,7 +30,7 @@ use flate2::read::DeflateDecoder;
 use zip::CompressionMethod;
 
 use super::checked::Checked;
-use super::fields::parse_i64;
+use super::fields::{bounded, name_text, parse_i64};
 use super::records::{exact, RecordSource};
 use super::{open_file, Error, RowParser, Rows, SourceEvent};
 use crate::events::{Side, TradeTick};
@@ -268,8 +268,10 @@ impl RowParser for TradeParser {
             ));
         }
 
+        bounded(price as f64 / 10_000.0, "price")?;
+        bounded(size as f64, "size")?;
         if exchange != self.venue_byte.as_slice() {
-            self.venue = String::from_utf8_lossy(exchange).into_owned();
+            self.venue = name_text(exchange, "exchange")?.to_owned();
             self.venue_byte = exchange.to_vec();
         }
         Ok(SourceEvent::Trade(TradeTick {

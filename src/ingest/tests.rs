@@ -332,3 +332,57 @@ fn forcing_a_trace_format_on_another_format_is_refused_for_its_header() {
     let named = temp_file(b"requests per s,errors [%]\n5,0\n");
     assert!(open(named.path(), Some(Format::RowTrace)).is_ok());
 }
+
+#[test]
+fn symbols_with_control_characters_or_quotes_and_values_above_1e12_are_refused() {
+    let file = temp_file(
+        format!(
+            "{TRADES_HEADER}x,BT\0C,1000,0,1,buy,10,1\n\
+             x,BTC\",1000,0,2,buy,10,1\n\
+             x\x07,BTC,1000,0,3,buy,10,1\n\
+             x,BTC,1000,0,4,buy,1e300,1\n\
+             x,BTC,1000,0,5,buy,10,2e12\n\
+             x,BTC,1000,0,6,buy,1e12,1\n"
+        )
+        .as_bytes(),
+    );
+    let items: Vec<_> = open(file.path(), None).expect("opens the file").collect();
+    let reasons: Vec<&str> = items
+        .iter()
+        .filter_map(|i| i.as_ref().err())
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "symbol `BT\\x00C` holds a control character or a quote",
+            "symbol `BTC\\\"` holds a control character or a quote",
+            "exchange `x\\x07` holds a control character or a quote",
+            "price 1e300 is above 1e12",
+            "amount 2e12 is above 1e12",
+        ]
+    );
+    let Some(Ok(super::SourceEvent::Trade(last))) = items.last() else {
+        panic!("the last row reads");
+    };
+    assert_eq!((last.price, last.symbol.as_str()), (1e12, "BTC"));
+
+    let dir = tempfile::tempdir().expect("creates a temp dir");
+    let lean = dir.path().join("20131007_spy_Trade_Tick.csv");
+    std::fs::write(
+        &lean,
+        "34200000,1674100,100,P\x01,0,0\n34200000,1674100,2000000000000,P,0,0\n",
+    )
+    .expect("writes the temp file");
+    let items: Vec<_> = open(&lean, None).expect("opens the file").collect();
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| i.as_ref().map_err(|e| e.reason.clone()).err())
+            .collect::<Vec<_>>(),
+        [
+            Some("exchange `P\\x01` holds a control character or a quote".to_owned()),
+            Some("size 2e12 is above 1e12".to_owned()),
+        ]
+    );
+}

@@ -17,7 +17,7 @@ use chrono_tz::America::New_York;
 use csv::{ByteRecord, Trim};
 
 use super::bars::parse_date;
-use super::fields::parse_positive;
+use super::fields::{bounded, parse_positive};
 use super::records::exact;
 use super::{open_with_header, shown, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::{ContextKind, MarketContext};
@@ -61,7 +61,7 @@ impl RowParser for VixParser {
             ts_us: settlement_us(date)?,
             kind: ContextKind::VolatilityIndex,
             name: "VIX".to_owned(),
-            value: Some(parse_positive(close, "close")?),
+            value: Some(bounded(parse_positive(close, "close")?, "close")?),
         }))
     }
 }
