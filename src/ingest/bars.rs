@@ -18,7 +18,7 @@ use std::path::Path;
 use chrono::{NaiveDate, NaiveTime};
 use csv::{ByteRecord, Trim};
 
-use super::fields::{parse_non_negative, parse_positive};
+use super::fields::{bounded, parse_non_negative, parse_positive};
 use super::records::exact;
 use super::{open_with_header, shown, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::Bar;
@@ -86,7 +86,7 @@ pub fn symbol_from_file_name(path: &Path) -> String {
 
 /// Opens a bar CSV.
 pub(super) fn open(path: &Path) -> Result<Rows<BarParser>, Error> {
-    let (mut records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    let (mut records, columns, seen) = open_with_header(path, Format::Bars, b',', Trim::None)?;
     let has_volume = header_volume(&columns).ok_or_else(|| Error::Header {
         path: path.to_owned(),
         format: Format::Bars,
@@ -136,7 +136,10 @@ impl RowParser for BarParser {
     fn parse(&mut self, record: &ByteRecord, _row: u64) -> Result<SourceEvent, String> {
         let (prices, volume) = if self.has_volume {
             let [t, o, h, l, c, v] = exact(record)?;
-            ([t, o, h, l, c], Some(parse_non_negative(v, "volume")?))
+            (
+                [t, o, h, l, c],
+                Some(bounded(parse_non_negative(v, "volume")?, "volume")?),
+            )
         } else {
             (exact::<5>(record)?, None)
         };
@@ -145,10 +148,10 @@ impl RowParser for BarParser {
             symbol: self.symbol.clone(),
             ts_us: parse_timestamp_us(ts)?,
             interval_s: self.interval_s,
-            open: parse_positive(open, "open")?,
-            high: parse_positive(high, "high")?,
-            low: parse_positive(low, "low")?,
-            close: parse_positive(close, "close")?,
+            open: bounded(parse_positive(open, "open")?, "open")?,
+            high: bounded(parse_positive(high, "high")?, "high")?,
+            low: bounded(parse_positive(low, "low")?, "low")?,
+            close: bounded(parse_positive(close, "close")?, "close")?,
             volume,
         };
 

@@ -48,21 +48,28 @@ pub(super) fn from_first_line(head: &[u8]) -> Option<Format> {
         return Some(Format::Bitbrains);
     }
     let record = first_record(head, b',')?;
-    let columns = columns(&record);
-    if tardis::header_is(&columns, &tardis::TRADES_HEADER) {
-        Some(Format::TardisTrades)
-    } else if tardis::header_is(&columns, &tardis::QUOTES_HEADER) {
-        Some(Format::TardisQuotes)
-    } else if bars::header_volume(&columns).is_some() {
-        Some(Format::Bars)
-    } else if vix::is_header(&columns) {
-        Some(Format::Vix)
-    } else if traces::is_row_trace_header(&columns) {
-        Some(Format::RowTrace)
-    } else if traces::is_timed_trace_header(&columns) {
-        Some(Format::TimedTrace)
-    } else if lean::looks_like_row(&record) {
+    let format = from_columns(&columns(&record));
+    if format.is_none() && lean::looks_like_row(&record) {
         Some(Format::LeanTrades)
+    } else {
+        format
+    }
+}
+
+/// Returns the comma-separated format whose header is `columns` (Lean and Bitbrains aside).
+pub(super) fn from_columns(columns: &[String]) -> Option<Format> {
+    if tardis::header_is(columns, &tardis::TRADES_HEADER) {
+        Some(Format::TardisTrades)
+    } else if tardis::header_is(columns, &tardis::QUOTES_HEADER) {
+        Some(Format::TardisQuotes)
+    } else if bars::header_volume(columns).is_some() {
+        Some(Format::Bars)
+    } else if vix::is_header(columns) {
+        Some(Format::Vix)
+    } else if traces::is_row_trace_header(columns) {
+        Some(Format::RowTrace)
+    } else if traces::is_timed_trace_header(columns) {
+        Some(Format::TimedTrace)
     } else {
         None
     }

@@ -69,6 +69,95 @@ pub(crate) fn time_to_us(value: f64) -> i64 {
     us.round() as i64
 }
 
+/// The largest price or size a market row may carry: 1e12.
+///
+/// No traded price or size comes near it (a share of BRK.A is under 1e6 USD, a day's SPY volume
+/// under 1e9 shares, and a bitcoin amount under 1e8), while a value like 1e300 would make a
+/// notional (price × size) infinite downstream.
+pub(crate) const MAX_MARKET_VALUE: f64 = 1e12;
+
+/// Checks that a market price or size is at most [`MAX_MARKET_VALUE`].
+///
+/// # Errors
+/// Returns `<column> <value> is above 1e12`.
+pub(crate) fn bounded(value: f64, column: &str) -> Result<f64, String> {
+    if value <= MAX_MARKET_VALUE {
+        Ok(value)
+    } else {
+        Err(format!("{column} {value:e} is above 1e12"))
+    }
+}
+
+/// Returns a symbol or venue field as text, refusing what cannot be a name.
+///
+/// # Errors
+/// Returns a reason for bytes that are not UTF-8, or hold a control character (NUL included) or
+/// a quote (`"`); nothing is stripped.
+pub(crate) fn name_text<'a>(bytes: &'a [u8], column: &str) -> Result<&'a str, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| format!("{column} is not UTF-8"))?;
+    if text.chars().any(|c| c.is_control() || c == '"') {
+        return Err(format!(
+            "{column} `{}` holds a control character or a quote",
+            bytes.escape_ascii()
+        ));
+    }
+    Ok(text)
+}
+
+/// A µs-since-epoch time written for a person: RFC 3339 in UTC, or the raw µs when out of range.
+fn shown_time(ts_us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(ts_us)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| format!("{ts_us} µs"))
+}
+
+/// Returns the latest plausible event time: the wall clock now plus one day, in µs.
+///
+/// Reading the wall clock here is deliberate, and the only place the readers do: no recording
+/// can hold events from after it was made, and a row dated in 2200 (or `i64::MAX` µs) would
+/// make the pipeline open windows up to that time. The day of slack covers clock skew and
+/// time zones. Replays stay deterministic for any file that passes, since the bound only refuses
+/// rows that could not be real.
+pub(crate) fn latest_plausible_us() -> i64 {
+    const DAY_US: i64 = 86_400_000_000;
+    chrono::Utc::now().timestamp_micros().saturating_add(DAY_US)
+}
+
+/// Which bounds an event time must keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeBounds {
+    /// Market data: from 1970-01-01 to [`latest_plausible_us`].
+    Market,
+    /// An absolute trace clock: at most [`latest_plausible_us`].
+    UpperOnly,
+    /// A relative clock (row-indexed from 0): not checked.
+    None,
+}
+
+/// Checks `ts_us` against `bounds`, `latest_us` being [`latest_plausible_us`] at opening.
+///
+/// # Errors
+/// Returns `timestamp … is not plausible (after …)` or `(before 1970-01-01)`.
+pub(crate) fn check_time(ts_us: i64, bounds: TimeBounds, latest_us: i64) -> Result<(), String> {
+    if bounds == TimeBounds::None {
+        return Ok(());
+    }
+    if ts_us > latest_us {
+        return Err(format!(
+            "timestamp {} is not plausible (after {}, a day past the clock)",
+            shown_time(ts_us),
+            shown_time(latest_us)
+        ));
+    }
+    if bounds == TimeBounds::Market && ts_us < 0 {
+        return Err(format!(
+            "timestamp {} is not plausible (before 1970-01-01)",
+            shown_time(ts_us)
+        ));
+    }
+    Ok(())
+}
+
 fn bad_number(column: &str, bytes: &[u8]) -> String {
     format!(
         "unparsable {column} `{}`",
@@ -79,6 +168,51 @@ fn bad_number(column: &str, bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_above_1e12_and_names_with_control_characters_are_refused() {
+        assert_eq!(bounded(1e12, "price"), Ok(1e12));
+        assert_eq!(
+            bounded(1e300, "price"),
+            Err("price 1e300 is above 1e12".to_owned())
+        );
+        assert_eq!(name_text(b"BTC-PERP", "symbol"), Ok("BTC-PERP"));
+        assert_eq!(
+            name_text(b"BT\x00C", "symbol"),
+            Err("symbol `BT\\x00C` holds a control character or a quote".to_owned())
+        );
+        assert!(name_text(b"BTC\"", "symbol").is_err());
+        assert!(name_text(b"BTC\x7f", "venue").is_err());
+        assert!(name_text(b"\xff", "venue").is_err());
+    }
+
+    #[test]
+    fn implausible_times_are_refused_by_their_bounds() {
+        // 2020-01-01T00:00:00Z is 1577836800 s; take it as "now + 1 day".
+        let latest = 1_577_836_800_000_000;
+        assert_eq!(check_time(latest, TimeBounds::Market, latest), Ok(()));
+        assert_eq!(
+            check_time(latest + 1_000_000, TimeBounds::Market, latest),
+            Err("timestamp 2020-01-01T00:00:01Z is not plausible (after \
+                 2020-01-01T00:00:00Z, a day past the clock)"
+                .to_owned())
+        );
+        let huge = check_time(i64::MAX, TimeBounds::UpperOnly, latest).expect_err("refused");
+        assert!(
+            huge.starts_with("timestamp 9223372036854775807 µs is not plausible"),
+            "{huge}"
+        );
+        assert_eq!(
+            check_time(-1, TimeBounds::Market, latest),
+            Err(
+                "timestamp 1969-12-31T23:59:59.999999Z is not plausible (before 1970-01-01)"
+                    .to_owned()
+            )
+        );
+        assert_eq!(check_time(-1, TimeBounds::UpperOnly, latest), Ok(()));
+        assert_eq!(check_time(i64::MAX, TimeBounds::None, latest), Ok(()));
+        assert!(latest_plausible_us() > 1_700_000_000_000_000);
+    }
 
     #[test]
     fn integers_parse_with_sign_and_reject_junk() {

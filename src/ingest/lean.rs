@@ -16,8 +16,9 @@
 //! the SPY day of 2013-10-07).
 //!
 //! The zip member is streamed: its deflate data is read straight from the file at the offset the
-//! zip directory gives, so nothing is unpacked to memory or disk. Only the first `.csv` member is
-//! read.
+//! zip directory gives, so nothing is unpacked to memory or disk, and checked against the CRC-32
+//! and size the central directory records; a mismatch or damaged deflate data is a fatal read
+//! error. A zip must hold exactly one file, a `.csv`.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
@@ -28,7 +29,8 @@ use csv::{ByteRecord, Trim};
 use flate2::read::DeflateDecoder;
 use zip::CompressionMethod;
 
-use super::fields::parse_i64;
+use super::checked::Checked;
+use super::fields::{bounded, name_text, parse_i64};
 use super::records::{exact, RecordSource};
 use super::{open_file, Error, RowParser, Rows, SourceEvent};
 use crate::events::{Side, TradeTick};
@@ -73,27 +75,49 @@ pub(super) fn is_zip(path: &Path) -> Result<bool, Error> {
     Ok(read == 4 && &magic == b"PK\x03\x04")
 }
 
-/// Where a zip member's data sits in the file, read from the zip directory.
+/// Where a zip member's data sits in the file, and what the zip directory says it holds.
 struct ZipMember {
     name: String,
     method: CompressionMethod,
     start: u64,
     size: u64,
+    uncompressed: u64,
+    crc32: u32,
 }
 
-/// Finds the first `.csv` member of the zip at `path`.
+/// The most member names an error lists.
+const NAMES_SHOWN: usize = 5;
+
+/// Finds the one `.csv` member of the zip at `path`.
+///
+/// # Errors
+/// Returns [`Error::Archive`] when the zip holds more than one file (naming them) or its one
+/// file is not a `.csv`, and [`Error::Zip`] when its directory cannot be read.
 fn find_csv_member(path: &Path) -> Result<ZipMember, Error> {
     let zip_error = |source| Error::Zip {
         path: path.to_owned(),
         source,
     };
     let mut archive = zip::ZipArchive::new(open_file(path)?).map_err(zip_error)?;
-    let index = (0..archive.len())
-        .find(|&i| {
-            archive
-                .name_for_index(i)
-                .is_some_and(|name| name.to_ascii_lowercase().ends_with(".csv"))
-        })
+    let files: Vec<(usize, &str)> = (0..archive.len())
+        .filter_map(|i| archive.name_for_index(i).map(|name| (i, name)))
+        .filter(|(_, name)| !name.ends_with('/'))
+        .collect();
+    if files.len() > 1 {
+        let mut names: Vec<&str> = files.iter().take(NAMES_SHOWN).map(|(_, n)| *n).collect();
+        if files.len() > NAMES_SHOWN {
+            names.push("…");
+        }
+        return Err(Error::Archive {
+            path: path.to_owned(),
+            found: format!("{} members ({})", files.len(), names.join(", ")),
+            expected: "one CSV".to_owned(),
+        });
+    }
+    let index = files
+        .iter()
+        .find(|(_, name)| name.to_ascii_lowercase().ends_with(".csv"))
+        .map(|(i, _)| *i)
         .ok_or_else(|| Error::Archive {
             path: path.to_owned(),
             found: format!("no .csv member ({} members)", archive.len()),
@@ -106,12 +130,17 @@ fn find_csv_member(path: &Path) -> Result<ZipMember, Error> {
         method: member.compression(),
         start: member.data_start(),
         size: member.compressed_size(),
+        uncompressed: member.size(),
+        crc32: member.crc32(),
     })
 }
 
-/// Opens the first `.csv` member of a zip as a stream, returning it with the member's name.
+/// Opens the one `.csv` member of a zip as a stream, returning it with the member's name.
 ///
-/// The stream is not buffered: `csv` reads it through its own buffer.
+/// The stream is checked against the CRC-32 and uncompressed size of the zip's central
+/// directory as it is read (see [`Checked`]): damaged data, a mismatch or a short member is a
+/// read error when it is met, at the latest as the stream ends. The stream is not buffered:
+/// `csv` reads it through its own buffer.
 pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn Read + Send>, String), Error> {
     let member = find_csv_member(path)?;
     let mut file = open_file(path)?;
@@ -122,7 +151,7 @@ pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn Read + Send>, Stri
         })?;
 
     let data = file.take(member.size);
-    let reader: Box<dyn Read + Send> = match member.method {
+    let decoded: Box<dyn Read + Send> = match member.method {
         CompressionMethod::Stored => Box::new(data),
         CompressionMethod::Deflated => Box::new(DeflateDecoder::new(data)),
         other => {
@@ -133,7 +162,9 @@ pub(super) fn open_zip_member(path: &Path) -> Result<(Box<dyn Read + Send>, Stri
             })
         }
     };
-    Ok((reader, member.name))
+    let what = format!("zip member {}", member.name);
+    let checked = Checked::new(decoded, what, member.uncompressed, Some(member.crc32));
+    Ok((Box::new(checked), member.name))
 }
 
 /// Returns whether a first record looks like a Lean trade row: six fields, the first three
@@ -237,8 +268,10 @@ impl RowParser for TradeParser {
             ));
         }
 
+        bounded(price as f64 / 10_000.0, "price")?;
+        bounded(size as f64, "size")?;
         if exchange != self.venue_byte.as_slice() {
-            self.venue = String::from_utf8_lossy(exchange).into_owned();
+            self.venue = name_text(exchange, "exchange")?.to_owned();
             self.venue_byte = exchange.to_vec();
         }
         Ok(SourceEvent::Trade(TradeTick {

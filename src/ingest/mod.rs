@@ -31,9 +31,13 @@
 //! and a stray `"` must not swallow the rows after it), and trimmed of ASCII whitespace; a row's
 //! [`RowError::raw`] is its fields joined by the delimiter, not the exact bytes; blank lines are
 //! skipped and do not count as rows (a row-indexed trace's clock ignores them);
-//! a read error in the middle of a file is returned once as a [`RowError`] and ends the reader.
+//! market rows dated before 1970-01-01, and any absolute time later than the wall clock at
+//! opening plus one day, are refused as implausible (row-indexed trace clocks are not checked);
+//! a read error in the middle of a file (IO, damaged compressed data, a CRC or size mismatch, a
+//! truncated archive) is returned once as a [`RowError`] with `fatal` set, and ends the reader.
 
 mod bars;
+mod checked;
 mod detect;
 mod fields;
 mod lean;
@@ -45,6 +49,7 @@ mod vix;
 
 use std::fmt;
 use std::fs::File;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -132,6 +137,37 @@ impl Format {
             Format::NasaCounts => "nasa-counts",
         }
     }
+
+    /// Returns the header the format expects, as an [`Error::Header`] states it.
+    pub(crate) fn expected_header(self) -> &'static str {
+        match self {
+            Format::TardisTrades => "`exchange,symbol,timestamp,local_timestamp,id,side,price,amount`",
+            Format::TardisQuotes => {
+                "`exchange,symbol,timestamp,local_timestamp,ask_amount,ask_price,bid_price,bid_amount`"
+            }
+            Format::LeanTrades => "a zip holding one headerless trade-tick CSV",
+            Format::Bars => "`timestamp,open,high,low,close[,volume]`",
+            Format::Vix => "`DATE,OPEN,HIGH,LOW,CLOSE`",
+            Format::RowTrace => {
+                "column names, the load first, such as `cpu_util_percent,mem_util_percent,…`"
+            }
+            Format::TimedTrace => "`timestamp,<load>[,…]` that is not a bar header",
+            Format::Bitbrains => {
+                "`Timestamp [ms]`, `CPU usage [MHZ]`, `CPU usage [%]`, `Memory usage [KB]` and \
+                 `Memory capacity provisioned [KB]` separated by `;`"
+            }
+            Format::NasaCounts => "a bzip2 tar holding one file of counts",
+        }
+    }
+
+    /// Returns whether the format is a workload trace (row-trace, timed-trace, bitbrains,
+    /// nasa-counts) rather than market data.
+    pub fn is_workload(self) -> bool {
+        matches!(
+            self,
+            Format::RowTrace | Format::TimedTrace | Format::Bitbrains | Format::NasaCounts
+        )
+    }
 }
 
 impl fmt::Display for Format {
@@ -157,7 +193,13 @@ fn format_names() -> String {
     Format::ALL.map(Format::name).join(", ")
 }
 
-/// A row that could not be read; the reader goes on with the next one.
+/// A row that could not be read.
+///
+/// When [`RowError::fatal`] is false the row alone is bad and the reader goes on with the next
+/// one. When it is true the file itself could not be read on (an IO error, damaged compressed
+/// data, a CRC or size mismatch, a truncated archive): the reader ends after it, and the rows
+/// that were not read are lost, so the caller should stop rather than carry on as if the file
+/// had ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {reason}")]
 pub struct RowError {
@@ -169,11 +211,44 @@ pub struct RowError {
     ///
     /// `csv` hands over fields, not the line, so this is the line as written only up to
     /// whitespace around fields (trimmed) and the line ending (dropped): `1;\t2` comes back as
-    /// `1;2`. Empty when the row could not be read at all.
+    /// `1;2`. Empty when the row could not be read at all. Cut to [`RAW_LIMIT`] bytes, and
+    /// then the reason says so.
     pub raw: Vec<u8>,
+    /// Whether the file could not be read past this point (see the type's docs).
+    pub fatal: bool,
 }
 
+/// The most bytes of a refused row kept in [`RowError::raw`] (64 KiB).
+pub const RAW_LIMIT: usize = 64 * 1024;
+
 impl RowError {
+    /// Returns the error of a bad row (not fatal), its `raw` cut to [`RAW_LIMIT`] bytes.
+    ///
+    /// When `raw` is cut, the reason ends `(row cut to 65,536 bytes)`.
+    pub(crate) fn bad_row(line: u64, mut reason: String, mut raw: Vec<u8>) -> Self {
+        if raw.len() > RAW_LIMIT {
+            raw.truncate(RAW_LIMIT);
+            raw.shrink_to_fit();
+            reason.push_str(" (row cut to 65,536 bytes)");
+        }
+        Self {
+            line,
+            reason,
+            raw,
+            fatal: false,
+        }
+    }
+
+    /// Returns the fatal error of a read that failed at `line`: the file cannot be read on.
+    pub(crate) fn unreadable(line: u64, error: &std::io::Error) -> Self {
+        Self {
+            line,
+            reason: format!("failed to read: {error}"),
+            raw: Vec::new(),
+            fatal: true,
+        }
+    }
+
     /// Returns the dead letter for this row of the file at `source`.
     pub fn to_dead_letter(&self, source: &str) -> DeadLetter {
         DeadLetter {
@@ -313,6 +388,11 @@ pub fn open(path: &Path, format: Option<Format>) -> Result<Reader, Error> {
 pub(crate) trait RowParser: Send {
     /// Parses `record`, the `row`-th (0-based) non-blank record after the header.
     fn parse(&mut self, record: &csv::ByteRecord, row: u64) -> Result<SourceEvent, String>;
+
+    /// Returns the bounds the parsed events' times must keep: market data's unless overridden.
+    fn time_bounds(&self) -> fields::TimeBounds {
+        fields::TimeBounds::Market
+    }
 }
 
 /// The iterator of a CSV format: each non-blank record after the header through a parser.
@@ -321,6 +401,10 @@ pub(crate) struct Rows<P> {
     record: csv::ByteRecord,
     parser: P,
     row: u64,
+    /// Set after a fatal error: the iterator ends.
+    failed: bool,
+    /// The latest plausible event time, read from the clock at opening.
+    latest_us: i64,
 }
 
 impl<P: RowParser> Rows<P> {
@@ -330,6 +414,8 @@ impl<P: RowParser> Rows<P> {
             record: csv::ByteRecord::new(),
             parser,
             row: 0,
+            failed: false,
+            latest_us: fields::latest_plausible_us(),
         }
     }
 }
@@ -338,23 +424,30 @@ impl<P: RowParser> Iterator for Rows<P> {
     type Item = Result<SourceEvent, RowError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
         let next_line = self.records.next_line();
         match self.records.next_record(&mut self.record)? {
             Ok(line) => {
                 let row = self.row;
                 self.row += 1;
-                let parsed = self.parser.parse(&self.record, row);
-                Some(parsed.map_err(|reason| RowError {
-                    line,
-                    reason,
-                    raw: records::joined(&self.record, self.records.delimiter()),
+                let bounds = self.parser.time_bounds();
+                let parsed = self.parser.parse(&self.record, row).and_then(|event| {
+                    fields::check_time(event.ts_us(), bounds, self.latest_us).map(|()| event)
+                });
+                Some(parsed.map_err(|reason| {
+                    RowError::bad_row(
+                        line,
+                        reason,
+                        records::joined(&self.record, self.records.delimiter()),
+                    )
                 }))
             }
-            Err(error) => Some(Err(RowError {
-                line: next_line,
-                reason: format!("failed to read: {error}"),
-                raw: Vec::new(),
-            })),
+            Err(error) => {
+                self.failed = true;
+                Some(Err(RowError::unreadable(next_line, &error)))
+            }
         }
     }
 }
@@ -367,20 +460,33 @@ pub(crate) fn open_file(path: &Path) -> Result<File, Error> {
     })
 }
 
-/// Opens a CSV file split on `delimiter`, trimmed as `trim` says, and reads its header (the first non-blank record).
+/// Opens a CSV file of `format` split on `delimiter`, trimmed as `trim` says, and reads its
+/// header (the first non-blank record).
 ///
 /// Returns the header's columns and the header as it should appear in an error message (its
-/// fields joined by the delimiter).
+/// fields joined by the delimiter). The caller checks the columns.
 ///
 /// # Errors
-/// Returns [`Error::Open`], [`Error::Read`], or [`Error::Empty`] when there is no header.
+/// Returns [`Error::Open`], [`Error::Read`], or [`Error::Empty`] when there is no header, and
+/// [`Error::Header`] for binary content: a zip, bzip2 or gzip magic, or a header holding control
+/// characters other than tab.
 pub(crate) fn open_with_header(
     path: &Path,
+    format: Format,
     delimiter: u8,
     trim: csv::Trim,
 ) -> Result<(records::RecordSource, Vec<String>, String), Error> {
-    let file = open_file(path)?;
-    let mut source = records::RecordSource::new(Box::new(file), delimiter, trim);
+    let mut file = open_file(path)?;
+    let mut magic = Vec::with_capacity(4);
+    std::io::Read::by_ref(&mut file)
+        .take(4)
+        .read_to_end(&mut magic)
+        .map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    let reader = std::io::Cursor::new(magic.clone()).chain(file);
+    let mut source = records::RecordSource::new(Box::new(reader), delimiter, trim);
     let mut header = csv::ByteRecord::new();
     match source.next_record(&mut header) {
         Some(Ok(_)) => {}
@@ -396,8 +502,29 @@ pub(crate) fn open_with_header(
             })
         }
     }
-    let seen = shown(&records::joined(&header, delimiter));
+    let joined = records::joined(&header, delimiter);
+    let seen = shown(&joined);
+    if is_binary(&magic, &joined) {
+        return Err(Error::Header {
+            path: path.to_owned(),
+            format,
+            seen,
+            expected: format.expected_header().to_owned(),
+        });
+    }
     Ok((source, records::columns(&header), seen))
+}
+
+/// Returns whether a file is binary: by its first bytes (zip, bzip2, gzip) or a control
+/// character other than tab in its header.
+fn is_binary(magic: &[u8], header: &[u8]) -> bool {
+    let archive = magic.starts_with(b"PK\x03\x04")
+        || magic.starts_with(b"BZh")
+        || magic.starts_with(b"\x1f\x8b");
+    archive
+        || header
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
 }
 
 /// Returns a header line as it should appear in an error message: escaped and cut at 200 bytes.
@@ -416,3 +543,6 @@ pub(crate) fn source_name(path: &Path) -> String {
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,13 +6,15 @@
 //! Keeps the last exchange and symbol strings so a run of equal values is not re-validated.
 //!
 //! Refused rows: wrong column count, unparsable numbers, a non-positive price or trade amount, a
-//! negative quote amount, a side other than buy/sell/unknown, and a crossed quote (bid above ask).
+//! negative quote amount, a price or amount above 1e12, an exchange or symbol that is not UTF-8 or
+//! holds a control character or quote, a side other than buy/sell/unknown, and a crossed quote
+//! (bid above ask).
 
 use std::path::Path;
 
 use csv::{ByteRecord, Trim};
 
-use super::fields::{parse_i64, parse_non_negative, parse_positive};
+use super::fields::{bounded, name_text, parse_i64, parse_non_negative, parse_positive};
 use super::records::{exact, RecordSource};
 use super::{open_with_header, shown, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::{QuoteTick, Side, TradeTick};
@@ -59,7 +61,7 @@ pub(super) fn header_is(columns: &[String], expected: &[&str]) -> bool {
 }
 
 fn open_checked(path: &Path, format: Format, expected: &[&str]) -> Result<RecordSource, Error> {
-    let (records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    let (records, columns, seen) = open_with_header(path, format, b',', Trim::None)?;
     if header_is(&columns, expected) {
         Ok(records)
     } else {
@@ -67,7 +69,7 @@ fn open_checked(path: &Path, format: Format, expected: &[&str]) -> Result<Record
             path: path.to_owned(),
             format,
             seen,
-            expected: format!("`{}`", expected.join(",")),
+            expected: format.expected_header().to_owned(),
         })
     }
 }
@@ -85,8 +87,7 @@ impl Cached {
             return Err(format!("empty {column}"));
         }
         if self.bytes != bytes {
-            let text = std::str::from_utf8(bytes).map_err(|_| format!("{column} is not UTF-8"))?;
-            self.text = text.to_owned();
+            self.text = name_text(bytes, column)?.to_owned();
             self.bytes = bytes.to_vec();
         }
         Ok(self.text.clone())
@@ -112,8 +113,8 @@ impl RowParser for TradeParser {
 
         Ok(SourceEvent::Trade(TradeTick {
             ts_us: parse_i64(ts, "timestamp")?,
-            price: parse_positive(price, "price")?,
-            size: parse_positive(amount, "amount")?,
+            price: bounded(parse_positive(price, "price")?, "price")?,
+            size: bounded(parse_positive(amount, "amount")?, "amount")?,
             side,
             venue: self.venue.get(exchange, "exchange")?,
             symbol: self.symbol.get(symbol, "symbol")?,
@@ -132,8 +133,8 @@ impl RowParser for QuoteParser {
     fn parse(&mut self, record: &ByteRecord, _row: u64) -> Result<SourceEvent, String> {
         let [exchange, symbol, ts, _local, ask_amount, ask_price, bid_price, bid_amount] =
             exact(record)?;
-        let ask_price = parse_positive(ask_price, "ask_price")?;
-        let bid_price = parse_positive(bid_price, "bid_price")?;
+        let ask_price = bounded(parse_positive(ask_price, "ask_price")?, "ask_price")?;
+        let bid_price = bounded(parse_positive(bid_price, "bid_price")?, "bid_price")?;
         if bid_price > ask_price {
             return Err(format!(
                 "crossed quote: bid {bid_price} above ask {ask_price}"
@@ -143,9 +144,9 @@ impl RowParser for QuoteParser {
         Ok(SourceEvent::Quote(QuoteTick {
             ts_us: parse_i64(ts, "timestamp")?,
             bid_price,
-            bid_size: parse_non_negative(bid_amount, "bid_amount")?,
+            bid_size: bounded(parse_non_negative(bid_amount, "bid_amount")?, "bid_amount")?,
             ask_price,
-            ask_size: parse_non_negative(ask_amount, "ask_amount")?,
+            ask_size: bounded(parse_non_negative(ask_amount, "ask_amount")?, "ask_amount")?,
             venue: self.venue.get(exchange, "exchange")?,
             symbol: self.symbol.get(symbol, "symbol")?,
         }))

@@ -24,7 +24,7 @@ use std::path::Path;
 
 use csv::{ByteRecord, Trim};
 
-use super::fields::{parse_f64, parse_non_negative, time_to_us};
+use super::fields::{parse_f64, parse_non_negative, time_to_us, TimeBounds};
 use super::{open_with_header, source_name, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::PodMetrics;
 
@@ -75,9 +75,27 @@ pub(super) fn is_row_trace_header(columns: &[String]) -> bool {
         .is_some_and(|c| c == ALIBABA_FIRST_COLUMN || c == GOOGLE_FIRST_COLUMN)
 }
 
-/// Returns whether the header is a timestamped trace's (`timestamp` and at least a load column).
+/// Returns whether the header is a timestamped trace's (`timestamp` and at least a load column)
+/// and not a bar file's.
 pub(super) fn is_timed_trace_header(columns: &[String]) -> bool {
-    columns.len() >= 2 && columns[0] == "timestamp"
+    columns.len() >= 2 && columns[0] == "timestamp" && super::bars::header_volume(columns).is_none()
+}
+
+/// Returns whether the header can be a row-indexed trace's, given as `--format row-trace`: every
+/// column a name (a letter or `_` first; letters, digits, space and `_.-%[]()/` after) and the
+/// header not another format's.
+pub(super) fn is_any_row_trace_header(columns: &[String]) -> bool {
+    let is_name = |column: &String| {
+        column
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && column
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b" _.-%[]()/".contains(&b))
+    };
+    let other = super::detect::from_columns(columns).is_some_and(|f| f != Format::RowTrace);
+    !columns.is_empty() && columns.iter().all(is_name) && !other
 }
 
 /// Returns whether the header, split on `;`, is Bitbrains' (`Timestamp [ms]` first of several).
@@ -87,7 +105,10 @@ pub(super) fn is_bitbrains_header(columns: &[String]) -> bool {
 
 /// Opens a row-indexed trace (Alibaba, Google, or any header with the load first).
 pub(super) fn open_row_trace(path: &Path) -> Result<Rows<TraceParser>, Error> {
-    let (records, columns, _) = open_with_header(path, b',', Trim::All)?;
+    let (records, columns, seen) = open_with_header(path, Format::RowTrace, b',', Trim::All)?;
+    if !is_any_row_trace_header(&columns) {
+        return Err(header_error(path, Format::RowTrace, seen));
+    }
     let step_s = match columns.first().map(String::as_str) {
         Some(ALIBABA_FIRST_COLUMN) => 30,
         Some(GOOGLE_FIRST_COLUMN) => 300,
@@ -113,14 +134,9 @@ pub(super) fn open_row_trace(path: &Path) -> Result<Rows<TraceParser>, Error> {
 
 /// Opens a timestamped trace: `timestamp` first, the load second.
 pub(super) fn open_timed_trace(path: &Path) -> Result<Rows<TraceParser>, Error> {
-    let (records, columns, seen) = open_with_header(path, b',', Trim::All)?;
+    let (records, columns, seen) = open_with_header(path, Format::TimedTrace, b',', Trim::All)?;
     if !is_timed_trace_header(&columns) {
-        return Err(header_error(
-            path,
-            Format::TimedTrace,
-            seen,
-            "`timestamp,<load>[,…]`",
-        ));
+        return Err(header_error(path, Format::TimedTrace, seen));
     }
     let parser = TraceParser::new(path, columns.len(), 1);
     Ok(Rows::new(records, parser))
@@ -128,7 +144,7 @@ pub(super) fn open_timed_trace(path: &Path) -> Result<Rows<TraceParser>, Error> 
 
 /// Opens a Bitbrains VM trace, finding its columns by name.
 pub(super) fn open_bitbrains(path: &Path) -> Result<Rows<TraceParser>, Error> {
-    let (records, columns, seen) = open_with_header(path, b';', Trim::All)?;
+    let (records, columns, seen) = open_with_header(path, Format::Bitbrains, b';', Trim::All)?;
     let find = |name: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(name));
     let found = (
         find("Timestamp [ms]"),
@@ -138,13 +154,7 @@ pub(super) fn open_bitbrains(path: &Path) -> Result<Rows<TraceParser>, Error> {
         find("Memory capacity provisioned [KB]"),
     );
     let (Some(time), Some(load), Some(cpu), Some(used), Some(provisioned)) = found else {
-        return Err(header_error(
-            path,
-            Format::Bitbrains,
-            seen,
-            "`Timestamp [ms]`, `CPU usage [MHZ]`, `CPU usage [%]`, `Memory usage [KB]` and \
-             `Memory capacity provisioned [KB]` separated by `;`",
-        ));
+        return Err(header_error(path, Format::Bitbrains, seen));
     };
 
     let mut parser = TraceParser::new(path, columns.len(), load);
@@ -154,12 +164,12 @@ pub(super) fn open_bitbrains(path: &Path) -> Result<Rows<TraceParser>, Error> {
     Ok(Rows::new(records, parser))
 }
 
-fn header_error(path: &Path, format: Format, seen: String, expected: &str) -> Error {
+fn header_error(path: &Path, format: Format, seen: String) -> Error {
     Error::Header {
         path: path.to_owned(),
         format,
         seen,
-        expected: expected.to_owned(),
+        expected: format.expected_header().to_owned(),
     }
 }
 
@@ -197,6 +207,15 @@ impl TraceParser {
 }
 
 impl RowParser for TraceParser {
+    /// A time column (Bitbrains' epoch seconds, Azure's) gets the upper bound only: relative
+    /// clocks start at 0. A row-indexed clock is not checked.
+    fn time_bounds(&self) -> TimeBounds {
+        match self.clock {
+            Clock::Rows { .. } => TimeBounds::None,
+            Clock::Column(_) => TimeBounds::UpperOnly,
+        }
+    }
+
     fn parse(&mut self, fields: &ByteRecord, row: u64) -> Result<SourceEvent, String> {
         // Every column index below was found in the header, so a row as wide reaches them all.
         if fields.len() != self.width {

@@ -17,7 +17,7 @@ use chrono_tz::America::New_York;
 use csv::{ByteRecord, Trim};
 
 use super::bars::parse_date;
-use super::fields::parse_positive;
+use super::fields::{bounded, parse_positive};
 use super::records::exact;
 use super::{open_with_header, shown, Error, Format, RowParser, Rows, SourceEvent};
 use crate::events::{ContextKind, MarketContext};
@@ -36,7 +36,7 @@ pub(super) fn is_header(columns: &[String]) -> bool {
 
 /// Opens a VIX daily history.
 pub(super) fn open(path: &Path) -> Result<Rows<VixParser>, Error> {
-    let (records, columns, seen) = open_with_header(path, b',', Trim::None)?;
+    let (records, columns, seen) = open_with_header(path, Format::Vix, b',', Trim::None)?;
     if !is_header(&columns) {
         return Err(Error::Header {
             path: path.to_owned(),
@@ -61,7 +61,7 @@ impl RowParser for VixParser {
             ts_us: settlement_us(date)?,
             kind: ContextKind::VolatilityIndex,
             name: "VIX".to_owned(),
-            value: Some(parse_positive(close, "close")?),
+            value: Some(bounded(parse_positive(close, "close")?, "close")?),
         }))
     }
 }
