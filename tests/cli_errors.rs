@@ -145,3 +145,108 @@ fn a_load_mapping_for_an_unknown_service_names_the_services() {
         "{message}"
     );
 }
+
+#[test]
+fn a_workload_trace_given_as_market_data_and_the_reverse_are_refused() {
+    let trace = common::data("workload/bitbrains-vm407-2013-07.csv");
+    let trace = trace.to_str().expect("p");
+    let output = tickscale()
+        .args(["run", "--ticks", trace])
+        .output()
+        .expect("start");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("is a workload trace (bitbrains)"),
+        "{}",
+        stderr(&output)
+    );
+
+    let quotes = common::data("market/tardis_quotes.csv");
+    let load = format!("risk={}", quotes.to_str().expect("p"));
+    let output = tickscale()
+        .args(["run", "--load", &load])
+        .output()
+        .expect("start");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("is market data (tardis-quotes)"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_corrupt_archive_stops_the_run_naming_the_file_instead_of_losing_its_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut bytes = std::fs::read(common::data("market/spy_tick_20131007_trade.zip")).expect("zip");
+    for byte in &mut bytes[400_000..400_064] {
+        *byte = !*byte;
+    }
+    let file = dir.path().join("spy_corrupt.zip");
+    std::fs::write(&file, bytes).expect("write");
+    let state = dir.path().join("state");
+    let output = tickscale()
+        .args([
+            "run",
+            "--ticks",
+            file.to_str().expect("p"),
+            "--state",
+            state.to_str().expect("p"),
+        ])
+        .output()
+        .expect("start");
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(message.contains("spy_corrupt.zip"), "{message}");
+}
+
+#[test]
+fn fresh_refuses_a_folder_that_is_not_a_tickscale_state_folder() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("notes.txt"), "precious").expect("write");
+    let output = tickscale()
+        .args(["run", "--fresh", "--state", dir.path().to_str().expect("p")])
+        .output()
+        .expect("start");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("is not a tickscale state folder"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        dir.path().join("notes.txt").exists(),
+        "the user's file must survive"
+    );
+}
+
+#[test]
+fn a_daily_volatility_index_beside_one_day_of_ticks_adds_no_windows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spy = common::data("market/spy_tick_20131007_trade.zip");
+    let vix = common::data("market/vix-daily.csv");
+    let state = dir.path().join("state");
+    let output = ok(&[
+        "run",
+        "--ticks",
+        spy.to_str().expect("p"),
+        vix.to_str().expect("p"),
+        "--state",
+        state.to_str().expect("p"),
+        "--summary-every",
+        "0",
+    ]);
+    let text = stdout(&output);
+    assert!(
+        text.contains("events in 259836, dead letters 0, windows 3840,"),
+        "{text}"
+    );
+    let features = consume(&state, "features");
+    let vix_2013_10_04 = 16.74;
+    assert_eq!(
+        features[0]["vix"].as_f64(),
+        Some(vix_2013_10_04),
+        "{}",
+        features[0]
+    );
+}

@@ -160,6 +160,7 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
         });
     }
 
+    check_kinds(&sources)?;
     let window = match args.window {
         Some(window) => {
             anyhow::ensure!(
@@ -192,6 +193,39 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
         checkpoint_every: args.checkpoint_every.max(1),
         summary_every_s: args.summary_every.max(1),
     })
+}
+
+/// Refuses a workload trace given as market data, and market data given as a trace.
+fn check_kinds(sources: &[SourceSpec]) -> anyhow::Result<()> {
+    for source in sources {
+        match source {
+            SourceSpec::Market { path, format } => {
+                let found = ingest::open(path, *format)?.format();
+                anyhow::ensure!(
+                    !found.is_workload(),
+                    "--ticks {}: this is a workload trace ({found}), not market data; give it \
+                     as --load SERVICE={}",
+                    path.display(),
+                    path.display()
+                );
+            }
+            SourceSpec::Load {
+                service,
+                path,
+                format,
+            } => {
+                let found = ingest::open(path, *format)?.format();
+                anyhow::ensure!(
+                    found.is_workload(),
+                    "--load {service}={}: this is market data ({found}), not a workload trace; \
+                     give it with --ticks",
+                    path.display()
+                );
+            }
+            SourceSpec::Generator(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Returns 15 s, or the longest bar interval among the market inputs when that is longer: a

@@ -29,6 +29,12 @@ pub enum Error {
     Log(#[from] crate::bus::Error),
     #[error("failed to encode an event")]
     Codec(#[from] crate::events::CodecError),
+    #[error("failed to read {file} past line {line}: {reason}")]
+    Unreadable {
+        file: String,
+        line: u64,
+        reason: String,
+    },
     #[error("the checkpoint writer stopped")]
     CommitterStopped,
     #[error("the checkpoint writer panicked")]

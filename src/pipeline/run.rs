@@ -204,6 +204,15 @@ impl Loop {
         self.since_checkpoint += 1;
         let event = match item {
             Item::Event(event) => event,
+            // A file that cannot be read on (corrupt, truncated) stops the run: going on would
+            // lose its rest. The run resumes from the last checkpoint once the file is fixed.
+            Item::Unreadable { source, error } if error.fatal => {
+                return Err(Error::Unreadable {
+                    file: plan.sources[source].name(),
+                    line: error.line,
+                    reason: error.reason,
+                });
+            }
             Item::Unreadable { source, error } => {
                 let letter = dead_letter(&plan.sources[source], error);
                 return stages.on_dead_letter(&letter, &mut self.out);
