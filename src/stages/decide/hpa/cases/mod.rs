@@ -58,6 +58,7 @@
 //! - `recommendations[]` are earlier recommendations, `scale_events[]` earlier changes
 //!   (positive up, negative down), each `age_s` seconds before now.
 
+mod check;
 mod read;
 
 use serde::{Deserialize, Serialize};

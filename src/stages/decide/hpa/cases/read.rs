@@ -62,14 +62,22 @@ pub fn parse(text: &str, file: &str) -> Result<Vec<Case>, Error> {
         })?;
 
     for (index, case) in cases.iter().enumerate() {
-        if let Case::Metric(c) = case {
-            c.metric.to_metric().map_err(|message| Error::Invalid {
-                file: file.to_string(),
-                index,
-                name: c.name.clone(),
-                message,
-            })?;
-        }
+        let (name, checked) = match case {
+            Case::Metric(c) => (
+                &c.name,
+                c.metric
+                    .to_metric()
+                    .map(|_| ())
+                    .and_then(|()| super::check::metric(c)),
+            ),
+            Case::Normalize(c) => (&c.name, super::check::normalize(c)),
+        };
+        checked.map_err(|message| Error::Invalid {
+            file: file.to_string(),
+            index,
+            name: name.clone(),
+            message,
+        })?;
     }
     Ok(cases)
 }
