@@ -95,3 +95,29 @@ pub struct LoadForecast {
     pub confidence: f64,
     pub points: Vec<ForecastPoint>,
 }
+
+#[cfg(test)]
+impl FeatureVector {
+    /// Returns the `index`-th window of `window_s` seconds of `service` with only its load set:
+    /// the fixture the decision-loop stages' tests share.
+    pub(crate) fn for_load(service: &str, index: i64, window_s: i64, load: f64) -> Self {
+        let start = index * window_s * 1_000_000;
+        Self {
+            id: format!("features/{service}/{start}"),
+            service: service.to_string(),
+            window_start_us: start,
+            window_end_us: start + window_s * 1_000_000,
+            trade_count: 0,
+            quote_count: 0,
+            tick_rate: 0.0,
+            notional_rate: 0.0,
+            last_price: 0.0,
+            log_return: 0.0,
+            spread_bps: None,
+            vix: None,
+            load,
+            load_source: "test".to_string(),
+            late_events: 0,
+        }
+    }
+}

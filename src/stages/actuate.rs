@@ -255,24 +255,7 @@ mod tests {
     }
 
     fn window(index: i64, load: f64) -> FeatureVector {
-        let start = index * 15 * MICROS;
-        FeatureVector {
-            id: format!("features/svc/{start}"),
-            service: "svc".into(),
-            window_start_us: start,
-            window_end_us: start + 15 * MICROS,
-            trade_count: 0,
-            quote_count: 0,
-            tick_rate: 0.0,
-            notional_rate: 0.0,
-            last_price: 0.0,
-            log_return: 0.0,
-            spread_bps: None,
-            vix: None,
-            load,
-            load_source: "test".into(),
-            late_events: 0,
-        }
+        FeatureVector::for_load("svc", index, 15, load)
     }
 
     fn decision(ts_s: i64, desired: i64) -> ScalingDecision {

@@ -427,24 +427,7 @@ mod tests {
     use rand_distr::{Distribution, Normal};
 
     fn feature(service: &str, index: i64, window_s: i64, load: f64) -> FeatureVector {
-        let start = index * window_s * 1_000_000;
-        FeatureVector {
-            id: format!("features/{service}/{start}"),
-            service: service.to_string(),
-            window_start_us: start,
-            window_end_us: start + window_s * 1_000_000,
-            trade_count: 0,
-            quote_count: 0,
-            tick_rate: 0.0,
-            notional_rate: 0.0,
-            last_price: 0.0,
-            log_return: 0.0,
-            spread_bps: None,
-            vix: None,
-            load,
-            load_source: "test".to_string(),
-            late_events: 0,
-        }
+        FeatureVector::for_load(service, index, window_s, load)
     }
 
     fn run(config: PredictConfig, loads: &[f64]) -> Vec<LoadForecast> {

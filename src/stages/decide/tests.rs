@@ -371,24 +371,7 @@ fn run_policy(policy: Policy, loads: &[f64]) -> (Vec<i64>, usize) {
     });
     let (mut desired, mut violations) = (Vec::new(), 0);
     for (i, load) in loads.iter().enumerate() {
-        let start = i as i64 * 15 * S;
-        let feature = FeatureVector {
-            id: format!("features/svc/{start}"),
-            service: "svc".into(),
-            window_start_us: start,
-            window_end_us: start + 15 * S,
-            trade_count: 0,
-            quote_count: 0,
-            tick_rate: 0.0,
-            notional_rate: 0.0,
-            last_price: 0.0,
-            log_return: 0.0,
-            spread_bps: None,
-            vix: None,
-            load: *load,
-            load_source: "test".into(),
-            late_events: 0,
-        };
+        let feature = FeatureVector::for_load("svc", i as i64, 15, *load);
         let observed = cluster.observe(&spec, &feature);
         violations += usize::from(observed.slo_violated);
         let forecast = forecaster.on_features(&feature);
