@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{consume, ok, stderr, stdout, tickscale};
+use common::{consume, fails, ok, stdout};
 
 #[test]
 fn unreadable_rows_go_to_the_dead_letter_topic_and_the_run_goes_on() {
@@ -54,18 +54,13 @@ fn a_file_of_no_known_format_stops_with_what_was_seen() {
     let file = dir.path().join("mystery.csv");
     std::fs::write(&file, "colour,shape\nred,round\n").expect("write");
     let state = dir.path().join("state");
-    let output = tickscale()
-        .args([
-            "run",
-            "--ticks",
-            file.to_str().expect("p"),
-            "--state",
-            state.to_str().expect("p"),
-        ])
-        .output()
-        .expect("start");
-    assert!(!output.status.success());
-    let message = stderr(&output);
+    let message = fails(&[
+        "run",
+        "--ticks",
+        file.to_str().expect("p"),
+        "--state",
+        state.to_str().expect("p"),
+    ]);
     assert!(message.contains("mystery.csv"), "{message}");
     assert!(message.contains("colour,shape"), "{message}");
 }
@@ -76,20 +71,16 @@ fn a_state_folder_of_another_run_is_refused_until_fresh_is_given() {
     let state = dir.path().join("state");
     let state = state.to_str().expect("p");
     ok(&["run", "--state", state, "--summary-every", "0"]);
-    let other = tickscale()
-        .args([
-            "run",
-            "--state",
-            state,
-            "--seed",
-            "8",
-            "--summary-every",
-            "0",
-        ])
-        .output()
-        .expect("start");
-    assert!(!other.status.success());
-    assert!(stderr(&other).contains("--fresh"), "{}", stderr(&other));
+    let message = fails(&[
+        "run",
+        "--state",
+        state,
+        "--seed",
+        "8",
+        "--summary-every",
+        "0",
+    ]);
+    assert!(message.contains("--fresh"), "{}", message);
     ok(&[
         "run",
         "--state",
@@ -120,26 +111,13 @@ fn a_finished_run_started_again_writes_nothing_new() {
 
 #[test]
 fn consuming_an_unknown_topic_lists_the_known_ones() {
-    let output = tickscale()
-        .args(["consume", "scaling.decisionz"])
-        .output()
-        .expect("start");
-    assert!(!output.status.success());
-    assert!(
-        stderr(&output).contains("scaling.decisions"),
-        "{}",
-        stderr(&output)
-    );
+    let message = fails(&["consume", "scaling.decisionz"]);
+    assert!(message.contains("scaling.decisions"), "{}", message);
 }
 
 #[test]
 fn a_load_mapping_for_an_unknown_service_names_the_services() {
-    let output = tickscale()
-        .args(["run", "--load", "web=x.csv"])
-        .output()
-        .expect("start");
-    assert!(!output.status.success());
-    let message = stderr(&output);
+    let message = fails(&["run", "--load", "web=x.csv"]);
     assert!(
         message.contains("no service `web`") && message.contains("market-data"),
         "{message}"
@@ -150,28 +128,20 @@ fn a_load_mapping_for_an_unknown_service_names_the_services() {
 fn a_workload_trace_given_as_market_data_and_the_reverse_are_refused() {
     let trace = common::data("workload/bitbrains-vm407-2013-07.csv");
     let trace = trace.to_str().expect("p");
-    let output = tickscale()
-        .args(["run", "--ticks", trace])
-        .output()
-        .expect("start");
-    assert!(!output.status.success());
+    let message = fails(&["run", "--ticks", trace]);
     assert!(
-        stderr(&output).contains("is a workload trace (bitbrains)"),
+        message.contains("is a workload trace (bitbrains)"),
         "{}",
-        stderr(&output)
+        message
     );
 
     let quotes = common::data("market/tardis_quotes.csv");
     let load = format!("risk={}", quotes.to_str().expect("p"));
-    let output = tickscale()
-        .args(["run", "--load", &load])
-        .output()
-        .expect("start");
-    assert!(!output.status.success());
+    let message = fails(&["run", "--load", &load]);
     assert!(
-        stderr(&output).contains("is market data (tardis-quotes)"),
+        message.contains("is market data (tardis-quotes)"),
         "{}",
-        stderr(&output)
+        message
     );
 }
 
@@ -185,18 +155,13 @@ fn a_corrupt_archive_stops_the_run_naming_the_file_instead_of_losing_its_rest() 
     let file = dir.path().join("spy_corrupt.zip");
     std::fs::write(&file, bytes).expect("write");
     let state = dir.path().join("state");
-    let output = tickscale()
-        .args([
-            "run",
-            "--ticks",
-            file.to_str().expect("p"),
-            "--state",
-            state.to_str().expect("p"),
-        ])
-        .output()
-        .expect("start");
-    assert!(!output.status.success(), "{}", stdout(&output));
-    let message = stderr(&output);
+    let message = fails(&[
+        "run",
+        "--ticks",
+        file.to_str().expect("p"),
+        "--state",
+        state.to_str().expect("p"),
+    ]);
     assert!(message.contains("spy_corrupt.zip"), "{message}");
 }
 
@@ -204,15 +169,11 @@ fn a_corrupt_archive_stops_the_run_naming_the_file_instead_of_losing_its_rest() 
 fn fresh_refuses_a_folder_that_is_not_a_tickscale_state_folder() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("notes.txt"), "precious").expect("write");
-    let output = tickscale()
-        .args(["run", "--fresh", "--state", dir.path().to_str().expect("p")])
-        .output()
-        .expect("start");
-    assert!(!output.status.success());
+    let message = fails(&["run", "--fresh", "--state", dir.path().to_str().expect("p")]);
     assert!(
-        stderr(&output).contains("is not a tickscale state folder"),
+        message.contains("is not a tickscale state folder"),
         "{}",
-        stderr(&output)
+        message
     );
     assert!(
         dir.path().join("notes.txt").exists(),

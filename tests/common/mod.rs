@@ -51,3 +51,14 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Runs `tickscale ARGS`, checks that it fails, and returns what it printed on standard error.
+pub fn fails(args: &[&str]) -> String {
+    let output = tickscale().args(args).output().expect("start tickscale");
+    assert!(
+        !output.status.success(),
+        "tickscale {args:?} should have failed:\n{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    stderr(&output)
+}
