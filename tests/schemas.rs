@@ -157,6 +157,24 @@ fn derived_events_round_trip_through_their_schemas() {
         load: 420.0,
         load_source: "market".into(),
         late_events: 2,
+        regime: Some(MarketRegime {
+            id: "regime/15000000".into(),
+            window_start_us: 15_000_000,
+            window_end_us: 30_000_000,
+            regime: Regime::Calm,
+            volatility: 0.1,
+            volatility_ratio: 0.9,
+            trend_score: 0.2,
+            volume_ratio: 1.1,
+            confidence: 0.7,
+        }),
+        market_time_us: Some(30_500_000),
+        context: vec![MarketContext {
+            ts_us: 20_000_000,
+            kind: ContextKind::VolatilityIndex,
+            name: "VIX".into(),
+            value: Some(18.5),
+        }],
     });
     round_trip(MarketRegime {
         id: "regime/0".into(),

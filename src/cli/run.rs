@@ -296,6 +296,7 @@ fn print_header(stages: &Stages) {
 
 fn print_summary(ts_us: i64, regime: &str, stages: &Stages) {
     let cells: Vec<String> = stages
+        .service
         .latest
         .iter()
         .map(|d| match d {

@@ -3,6 +3,8 @@
 use apache_avro::AvroSchema;
 use serde::{Deserialize, Serialize};
 
+use super::MarketContext;
+
 /// What one service's load and its market looked like over one event-time window.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, AvroSchema)]
 #[avro(namespace = "tickscale")]
@@ -33,6 +35,14 @@ pub struct FeatureVector {
     /// Events that arrived after their window had closed; counted here, in the window that was
     /// open when they arrived.
     pub late_events: i64,
+    /// The market's regime over the same window, as the market stage judged it. Carried here so
+    /// that the per-service stages need no other input and can be split by service.
+    pub regime: Option<MarketRegime>,
+    /// The time of the latest market event (trade, quote or bar) when the window closed.
+    pub market_time_us: Option<i64>,
+    /// Market context events (index levels, scheduled events) seen since the previous window
+    /// closed.
+    pub context: Vec<MarketContext>,
 }
 
 /// The market's state over one window, with the scores it was judged by.
@@ -118,6 +128,9 @@ impl FeatureVector {
             load,
             load_source: "test".to_string(),
             late_events: 0,
+            regime: None,
+            market_time_us: None,
+            context: Vec::new(),
         }
     }
 }

@@ -14,7 +14,7 @@ mod stages;
 pub use outbox::{append_all, Codecs, Encoded, Outbox, Routed};
 pub use run::{run, Progress, Report, RunPlan};
 pub use sources::{Item, MergedSources, SourceSpec};
-pub use stages::{Counters, StageConfig, Stages};
+pub use stages::{Counters, MarketStage, ServiceStage, StageConfig, Stages};
 
 use std::path::PathBuf;
 

@@ -51,7 +51,7 @@ pub enum Progress<'a> {
         stages: &'a Stages,
     },
     /// A checkpoint landed.
-    Checkpoint { counters: &'a Counters },
+    Checkpoint { counters: Counters },
 }
 
 /// How a run ended.
@@ -108,7 +108,7 @@ pub fn run(
         };
         log.flush()?;
         on_progress(Progress::Checkpoint {
-            counters: &state.stages.counters,
+            counters: state.stages.counters(),
         });
         Ok(report(state, false, resumed))
     })
@@ -157,14 +157,12 @@ fn drive(
             send(committer, &mut work.out, &state)?;
             work.since_checkpoint = 0;
             on_progress(Progress::Checkpoint {
-                counters: &state.stages.counters,
+                counters: state.stages.counters(),
             });
         }
     }
 
-    for window in state.stages.finish() {
-        state.stages.on_window(&window, &mut work.out)?;
-    }
+    state.stages.finish(&mut work.out)?;
     state.taken = sources.taken();
     state.done = true;
     send(committer, &mut work.out, &state)?;
@@ -215,13 +213,11 @@ impl Loop {
             }
             Item::Unreadable { source, error } => {
                 let letter = dead_letter(&plan.sources[source], error);
-                return stages.on_dead_letter(&letter, &mut self.out);
+                return stages.market.on_dead_letter(&letter, &mut self.out);
             }
         };
 
-        for window in stages.on_event(&event, &mut self.out)? {
-            let end = window.market.end_us;
-            stages.on_window(&window, &mut self.out)?;
+        for end in stages.on_event(&event, &mut self.out)? {
             let due = *self.next_summary_us.get_or_insert(end);
             if end >= due {
                 self.next_summary_us = Some(end + plan.summary_every_s * 1_000_000);
@@ -239,6 +235,7 @@ impl Loop {
 
 fn latest_regime(stages: &Stages) -> String {
     stages
+        .service
         .latest
         .iter()
         .flatten()
@@ -314,9 +311,9 @@ fn report(state: RunState, already_complete: bool, resumed: bool) -> Report {
     Report {
         already_complete,
         resumed,
-        counters: state.stages.counters.clone(),
+        counters: state.stages.counters(),
         services: state.stages.services().to_vec(),
-        latest: state.stages.latest.clone(),
-        peak: state.stages.peak.clone(),
+        latest: state.stages.service.latest.clone(),
+        peak: state.stages.service.peak.clone(),
     }
 }

@@ -1,16 +1,26 @@
-//! All stages of one process, wired in the order the design gives them, with no IO.
+//! The stages wired in the order the design gives them, with no IO, in two parts that a bus can
+//! carry apart.
 //!
-//! For every closed window: the regime is judged; then, per service, the simulated cluster
+//! [`MarketStage`] reads the market and workload events: feature windows and the regime. For
+//! every closed window it emits one feature vector per service, each carrying the window's
+//! regime, the latest market time and the context events since the last window, so that
+//! everything after it depends on the feature vector alone.
+//!
+//! [`ServiceStage`] reads those feature vectors, one service at a time: the simulated cluster
 //! serves the window's load, the forecaster sees the window, the monitor pairs forecast and
 //! actual, the decision engine decides from the forecast, the regime and what the cluster went
-//! through, and the cluster carries the decision out. Everything produced goes to the outbox in
-//! that order, so the same input always gives the same events in the same order.
+//! through, and the cluster carries the decision out. Services share nothing here but the
+//! calendar, which every feature vector feeds alike, so a bus may split services among
+//! processes.
+//!
+//! [`Stages`] is both parts in one process, as the embedded run uses them. Everything produced
+//! goes to the outbox in a fixed order, so the same input always gives the same events.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{DeadLetter, ScalingDecision};
+use crate::events::{DeadLetter, FeatureVector, MarketContext, ScalingDecision};
 use crate::ingest::SourceEvent;
 use crate::load::LoadModel;
 use crate::stages::actuate::SimulatedCluster;
@@ -51,16 +61,139 @@ pub struct Counters {
     pub model_events: u64,
 }
 
-/// The state of every stage, persisted together at each checkpoint.
+/// Feature windows and the regime: everything that must see the whole market.
 #[derive(Serialize, Deserialize)]
-pub struct Stages {
-    services: Vec<ServiceSpec>,
+pub struct MarketStage {
     features: FeatureWindows,
     regime: RegimeDetector,
+    /// Context events since the last closed window.
+    context: Vec<MarketContext>,
+    /// The latest market event time.
+    market_time_us: Option<i64>,
+    /// Events in, dead letters and windows.
+    pub counters: Counters,
+}
+
+impl MarketStage {
+    /// Builds a fresh market stage for `services`; `traced` names the services whose load comes
+    /// from a workload trace.
+    pub fn new(config: &StageConfig, services: Vec<ServiceSpec>, traced: BTreeSet<String>) -> Self {
+        Self {
+            features: FeatureWindows::new(
+                config.features.clone(),
+                services,
+                traced,
+                config.load.clone(),
+            ),
+            regime: RegimeDetector::new(config.regime.clone()),
+            context: Vec::new(),
+            market_time_us: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Records an input event on its topic when `record` is set (the embedded run keeps its
+    /// inputs; on a bus they are already on their topics) and feeds it to the feature windows.
+    /// Returns the feature vectors of the windows it closed, oldest first.
+    ///
+    /// # Errors
+    /// Fails only when an event does not fit its own schema.
+    pub fn on_event(
+        &mut self,
+        event: &SourceEvent,
+        record: bool,
+        out: &mut Outbox,
+    ) -> Result<Vec<FeatureVector>, Error> {
+        let mut closed = Vec::new();
+        self.counters.events_in += 1;
+        match event {
+            SourceEvent::Trade(t) => {
+                self.features.on_trade(t, &mut closed);
+                self.market_time_us = Some(t.ts_us);
+            }
+            SourceEvent::Quote(q) => {
+                self.features.on_quote(q, &mut closed);
+                self.market_time_us = Some(q.ts_us);
+            }
+            SourceEvent::Bar(b) => {
+                self.features.on_bar(b, &mut closed);
+                self.market_time_us = Some(b.ts_us);
+            }
+            SourceEvent::Context(c) => {
+                self.features.on_context(c, &mut closed);
+                self.context.push(c.clone());
+            }
+            SourceEvent::Workload(m) => self.features.on_workload(m, &mut closed),
+        }
+        if record {
+            push_source(event, out)?;
+        }
+        self.close_all(closed, out)
+    }
+
+    /// Records an unreadable input on the dead-letter topic.
+    ///
+    /// # Errors
+    /// Fails only when the dead letter does not fit its own schema.
+    pub fn on_dead_letter(&mut self, letter: &DeadLetter, out: &mut Outbox) -> Result<(), Error> {
+        self.counters.dead_letters += 1;
+        out.push(letter)
+    }
+
+    /// Closes the feature windows at the end of the input and returns their feature vectors.
+    ///
+    /// # Errors
+    /// Fails only when an event does not fit its own schema.
+    pub fn finish(&mut self, out: &mut Outbox) -> Result<Vec<FeatureVector>, Error> {
+        let mut closed = Vec::new();
+        self.features.finish(&mut closed);
+        self.close_all(closed, out)
+    }
+
+    /// Judges the regime of each closed window and writes it and its feature vectors, enriched
+    /// with what the per-service stages need from the market.
+    fn close_all(
+        &mut self,
+        closed: Vec<WindowClosed>,
+        out: &mut Outbox,
+    ) -> Result<Vec<FeatureVector>, Error> {
+        let mut features = Vec::new();
+        for window in closed {
+            self.counters.windows += 1;
+            let regime = self.regime.on_window(&window.market);
+            let context = std::mem::take(&mut self.context);
+            for mut feature in window.features {
+                feature.regime = Some(regime.clone());
+                feature.market_time_us = self.market_time_us;
+                feature.context = context.clone();
+                out.push(&feature)?;
+                features.push(feature);
+            }
+            out.push(&regime)?;
+        }
+        Ok(features)
+    }
+}
+
+fn push_source(event: &SourceEvent, out: &mut Outbox) -> Result<(), Error> {
+    match event {
+        SourceEvent::Trade(t) => out.push(t),
+        SourceEvent::Quote(q) => out.push(q),
+        SourceEvent::Bar(b) => out.push(b),
+        SourceEvent::Context(c) => out.push(c),
+        SourceEvent::Workload(m) => out.push(m),
+    }
+}
+
+/// Forecast, monitor, decision and the simulated cluster, per service.
+#[derive(Serialize, Deserialize)]
+pub struct ServiceStage {
+    services: Vec<ServiceSpec>,
     forecaster: Forecaster,
     engine: DecisionEngine,
     cluster: SimulatedCluster,
     monitor: DriftMonitor,
+    /// Decisions, scale changes, violations, pod-hours and model events.
     pub counters: Counters,
     /// The latest decision per service, for summaries.
     pub latest: Vec<Option<ScalingDecision>>,
@@ -68,19 +201,10 @@ pub struct Stages {
     pub peak: Vec<(i64, i64)>,
 }
 
-impl Stages {
-    /// Builds fresh stages for `services`; `traced` names the services whose load comes from a
-    /// workload trace.
-    pub fn new(config: &StageConfig, services: Vec<ServiceSpec>, traced: BTreeSet<String>) -> Self {
-        let features = FeatureWindows::new(
-            config.features.clone(),
-            services.clone(),
-            traced,
-            config.load.clone(),
-        );
+impl ServiceStage {
+    /// Builds a fresh service stage that knows `services`.
+    pub fn new(config: &StageConfig, services: Vec<ServiceSpec>) -> Self {
         Self {
-            features,
-            regime: RegimeDetector::new(config.regime.clone()),
             forecaster: Forecaster::new(config.predict.clone()),
             engine: DecisionEngine::new(config.decide.clone()),
             cluster: SimulatedCluster::new(&services),
@@ -97,97 +221,43 @@ impl Stages {
         &self.services
     }
 
-    /// Records an input event on its topic and feeds it to the feature windows.
+    /// Runs one service's window through the cluster, forecaster, monitor and decision engine.
+    /// A feature vector for a service this stage does not know is skipped, and false returned.
     ///
     /// # Errors
     /// Fails only when an event does not fit its own schema.
-    pub fn on_event(
-        &mut self,
-        event: &SourceEvent,
-        out: &mut Outbox,
-    ) -> Result<Vec<WindowClosed>, Error> {
-        let mut closed = Vec::new();
-        self.counters.events_in += 1;
-        match event {
-            SourceEvent::Trade(t) => {
-                self.features.on_trade(t, &mut closed);
-                self.engine.note_market_time(t.ts_us);
-                out.push(t)?;
-            }
-            SourceEvent::Quote(q) => {
-                self.features.on_quote(q, &mut closed);
-                self.engine.note_market_time(q.ts_us);
-                out.push(q)?;
-            }
-            SourceEvent::Bar(b) => {
-                self.features.on_bar(b, &mut closed);
-                self.engine.note_market_time(b.ts_us);
-                out.push(b)?;
-            }
-            SourceEvent::Context(c) => {
-                self.features.on_context(c, &mut closed);
-                self.engine.note_context(c);
-                out.push(c)?;
-            }
-            SourceEvent::Workload(m) => {
-                self.features.on_workload(m, &mut closed);
-                out.push(m)?;
-            }
+    pub fn on_feature(&mut self, feature: &FeatureVector, out: &mut Outbox) -> Result<bool, Error> {
+        let Some(index) = self.services.iter().position(|s| s.name == feature.service) else {
+            return Ok(false);
+        };
+        for context in &feature.context {
+            self.engine.note_context(context);
         }
-        Ok(closed)
-    }
-
-    /// Records an unreadable row on the dead-letter topic.
-    ///
-    /// # Errors
-    /// Fails only when the dead letter does not fit its own schema.
-    pub fn on_dead_letter(&mut self, letter: &DeadLetter, out: &mut Outbox) -> Result<(), Error> {
-        self.counters.dead_letters += 1;
-        out.push(letter)
-    }
-
-    /// Closes the feature windows at the end of the input.
-    pub fn finish(&mut self) -> Vec<WindowClosed> {
-        let mut closed = Vec::new();
-        self.features.finish(&mut closed);
-        closed
-    }
-
-    /// Runs the rest of the pipeline over one closed window.
-    ///
-    /// # Errors
-    /// Fails only when an event does not fit its own schema.
-    pub fn on_window(&mut self, window: &WindowClosed, out: &mut Outbox) -> Result<(), Error> {
-        self.counters.windows += 1;
-        let regime = self.regime.on_window(&window.market);
-
-        for feature in &window.features {
-            let Some(index) = self.services.iter().position(|s| s.name == feature.service) else {
-                continue;
-            };
-            let spec = &self.services[index];
-            let observed = self.cluster.observe(spec, feature);
-            let forecast = self.forecaster.on_features(feature);
-            self.monitor.on_forecast(&forecast);
-            let model_events = self.monitor.on_observed(&observed);
-            let decision = self.engine.decide(spec, &forecast, &regime, &observed);
-            let actuation = self.cluster.apply(spec, &decision);
-
-            self.count(&observed, &model_events, &decision);
-            if decision.desired_replicas > self.peak[index].0 {
-                self.peak[index] = (decision.desired_replicas, decision.ts_us);
-            }
-            out.push(feature)?;
-            out.push(&observed)?;
-            out.push(&forecast)?;
-            for event in &model_events {
-                out.push(event)?;
-            }
-            out.push(&decision)?;
-            out.push(&actuation)?;
-            self.latest[index] = Some(decision);
+        if let Some(ts_us) = feature.market_time_us {
+            self.engine.note_market_time(ts_us);
         }
-        out.push(&regime)
+        let regime = feature.regime.clone().unwrap_or_else(|| unjudged(feature));
+        let spec = &self.services[index];
+        let observed = self.cluster.observe(spec, feature);
+        let forecast = self.forecaster.on_features(feature);
+        self.monitor.on_forecast(&forecast);
+        let model_events = self.monitor.on_observed(&observed);
+        let decision = self.engine.decide(spec, &forecast, &regime, &observed);
+        let actuation = self.cluster.apply(spec, &decision);
+
+        self.count(&observed, &model_events, &decision);
+        if decision.desired_replicas > self.peak[index].0 {
+            self.peak[index] = (decision.desired_replicas, decision.ts_us);
+        }
+        out.push(&observed)?;
+        out.push(&forecast)?;
+        for event in &model_events {
+            out.push(event)?;
+        }
+        out.push(&decision)?;
+        out.push(&actuation)?;
+        self.latest[index] = Some(decision);
+        Ok(true)
     }
 
     fn count(
@@ -208,5 +278,99 @@ impl Stages {
             .iter()
             .filter(|e| e.kind == ModelEventKind::DriftDetected);
         self.counters.drift_alarms += drift.count() as u64;
+    }
+}
+
+/// The regime of a window nobody judged: normal, with no confidence.
+fn unjudged(feature: &FeatureVector) -> crate::events::MarketRegime {
+    crate::events::MarketRegime {
+        id: format!("regime/{}", feature.window_start_us),
+        window_start_us: feature.window_start_us,
+        window_end_us: feature.window_end_us,
+        regime: crate::events::Regime::Normal,
+        volatility: 0.0,
+        volatility_ratio: 1.0,
+        trend_score: 0.0,
+        volume_ratio: 1.0,
+        confidence: 0.0,
+    }
+}
+
+/// Both parts in one process, as the embedded run drives them.
+#[derive(Serialize, Deserialize)]
+pub struct Stages {
+    pub market: MarketStage,
+    pub service: ServiceStage,
+}
+
+impl Stages {
+    /// Builds fresh stages for `services`; `traced` names the services whose load comes from a
+    /// workload trace.
+    pub fn new(config: &StageConfig, services: Vec<ServiceSpec>, traced: BTreeSet<String>) -> Self {
+        Self {
+            market: MarketStage::new(config, services.clone(), traced),
+            service: ServiceStage::new(config, services),
+        }
+    }
+
+    /// Returns the services in topology order.
+    pub fn services(&self) -> &[ServiceSpec] {
+        self.service.services()
+    }
+
+    /// Returns what both parts have counted.
+    pub fn counters(&self) -> Counters {
+        self.market.counters.merged(&self.service.counters)
+    }
+
+    /// Records an input event and runs every window it closed through the service stage.
+    /// Returns the end of each closed window, in order.
+    ///
+    /// # Errors
+    /// Fails only when an event does not fit its own schema.
+    pub fn on_event(&mut self, event: &SourceEvent, out: &mut Outbox) -> Result<Vec<i64>, Error> {
+        let features = self.market.on_event(event, true, out)?;
+        self.on_features(features, out)
+    }
+
+    /// Closes the last windows at the end of the input and runs them through.
+    ///
+    /// # Errors
+    /// Fails only when an event does not fit its own schema.
+    pub fn finish(&mut self, out: &mut Outbox) -> Result<Vec<i64>, Error> {
+        let features = self.market.finish(out)?;
+        self.on_features(features, out)
+    }
+
+    fn on_features(
+        &mut self,
+        features: Vec<FeatureVector>,
+        out: &mut Outbox,
+    ) -> Result<Vec<i64>, Error> {
+        let mut ends: Vec<i64> = Vec::new();
+        for feature in &features {
+            self.service.on_feature(feature, out)?;
+            if ends.last() != Some(&feature.window_end_us) {
+                ends.push(feature.window_end_us);
+            }
+        }
+        Ok(ends)
+    }
+}
+
+impl Counters {
+    /// Returns the sum of two sets of counts.
+    pub fn merged(&self, other: &Counters) -> Counters {
+        Counters {
+            events_in: self.events_in + other.events_in,
+            dead_letters: self.dead_letters + other.dead_letters,
+            windows: self.windows + other.windows,
+            decisions: self.decisions + other.decisions,
+            scale_changes: self.scale_changes + other.scale_changes,
+            slo_violations: self.slo_violations + other.slo_violations,
+            drift_alarms: self.drift_alarms + other.drift_alarms,
+            pod_hours: self.pod_hours + other.pod_hours,
+            model_events: self.model_events + other.model_events,
+        }
     }
 }

@@ -464,6 +464,9 @@ impl FeatureWindows {
                     load,
                     load_source,
                     late_events: market.late_events,
+                    regime: None,
+                    market_time_us: None,
+                    context: Vec::new(),
                 }
             })
             .collect()
