@@ -49,6 +49,29 @@ struct StateArgs {
     topology: Option<PathBuf>,
 }
 
+/// Where the Kafka cluster is, for the commands that can use one.
+#[allow(dead_code)] // used by the Kafka commands as they land
+#[derive(Debug, Clone, clap::Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…]; without it, the embedded log.
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// A prefix for every topic name on the cluster (NS.market.ticks), so that several
+    /// pipelines can share one cluster.
+    #[arg(long, value_name = "NS", default_value = "", requires = "brokers")]
+    namespace: String,
+}
+
+impl KafkaArgs {
+    /// Returns the cluster settings, when brokers were given.
+    fn settings(&self) -> Option<tickscale::kafka::KafkaSettings> {
+        self.brokers.as_ref().map(|brokers| tickscale::kafka::KafkaSettings {
+            brokers: brokers.clone(),
+            namespace: self.namespace.clone(),
+        })
+    }
+}
+
 impl StateArgs {
     fn topology(&self) -> anyhow::Result<tickscale::topology::Topology> {
         Ok(match &self.topology {
