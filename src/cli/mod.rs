@@ -13,6 +13,7 @@ mod consume;
 mod explain;
 mod hpa;
 mod run;
+mod run_kafka;
 
 use std::path::PathBuf;
 
@@ -50,7 +51,6 @@ struct StateArgs {
 }
 
 /// Where the Kafka cluster is, for the commands that can use one.
-#[allow(dead_code)] // used by the Kafka commands as they land
 #[derive(Debug, Clone, clap::Args)]
 struct KafkaArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…]; without it, the embedded log.
@@ -65,10 +65,12 @@ struct KafkaArgs {
 impl KafkaArgs {
     /// Returns the cluster settings, when brokers were given.
     fn settings(&self) -> Option<tickscale::kafka::KafkaSettings> {
-        self.brokers.as_ref().map(|brokers| tickscale::kafka::KafkaSettings {
-            brokers: brokers.clone(),
-            namespace: self.namespace.clone(),
-        })
+        self.brokers
+            .as_ref()
+            .map(|brokers| tickscale::kafka::KafkaSettings {
+                brokers: brokers.clone(),
+                namespace: self.namespace.clone(),
+            })
     }
 }
 

@@ -14,7 +14,7 @@ const MAX_WINDOW_S: i64 = 86_400;
 use tickscale::pipeline::{self, Progress, Report, RunPlan, SourceSpec, StageConfig, Stages};
 use tickscale::stages::decide::{Policy, Strategy};
 
-use super::StateArgs;
+use super::{KafkaArgs, StateArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -58,6 +58,10 @@ pub struct RunArgs {
     summary_every: i64,
     #[command(flatten)]
     state: StateArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    on_kafka: super::run_kafka::KafkaRunArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -72,6 +76,17 @@ enum PolicyArg {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let topology = args.state.topology()?;
+    if let Some(settings) = args.kafka.settings() {
+        anyhow::ensure!(
+            args.ticks.is_empty() && args.load.is_empty(),
+            "--brokers: a Kafka run reads its input from the topics; publish files there first \
+             with `tickscale produce --ticks FILE... --brokers {}`",
+            settings.brokers
+        );
+        check_numbers(&args)?;
+        let config = stage_config(&args, args.window.unwrap_or(DEFAULT_WINDOW_S))?;
+        return super::run_kafka::run(&args.on_kafka, &settings, &topology, &config);
+    }
     let plan = plan(&args, &topology)?;
     // Opening takes the folder's lock and checks that it is a tickscale log, so --fresh can
     // neither wipe a folder of other files nor pull the log from under a running process.
@@ -162,15 +177,23 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
 
     check_kinds(&sources)?;
     let window = match args.window {
-        Some(window) => {
-            anyhow::ensure!(
-                window > 0,
-                "--window {window}: expected a positive number of seconds"
-            );
-            window
-        }
+        Some(window) => window,
         None => default_window(&sources)?,
     };
+    Ok(RunPlan {
+        sources,
+        config: stage_config(args, window)?,
+        checkpoint_every: args.checkpoint_every.max(1),
+        summary_every_s: args.summary_every.max(1),
+    })
+}
+
+/// Returns the stages' settings for a window of `window` seconds.
+fn stage_config(args: &RunArgs, window: i64) -> anyhow::Result<StageConfig> {
+    anyhow::ensure!(
+        window > 0,
+        "--window {window}: expected a positive number of seconds"
+    );
     anyhow::ensure!(
         args.allowed_lateness >= 0,
         "--allowed-lateness {}: expected zero or more seconds",
@@ -187,12 +210,7 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
         PolicyArg::KedaLag => Policy::KedaLag,
     };
     config.decide.strategy = args.strategy;
-    Ok(RunPlan {
-        sources,
-        config,
-        checkpoint_every: args.checkpoint_every.max(1),
-        summary_every_s: args.summary_every.max(1),
-    })
+    Ok(config)
 }
 
 /// Refuses a workload trace given as market data, and market data given as a trace.

@@ -9,6 +9,11 @@
 //! and every reader (the per-service stage, `tickscale consume`) drops what it has already seen.
 //! Kafka transactions are not used: the broker the tests run against does not support them.
 
+mod io;
+pub mod market;
+pub mod service;
+mod snapshot;
+pub mod stages;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -37,6 +42,15 @@ pub enum Error {
     MissingTopic { topic: String, brokers: String },
     #[error("timed out after {seconds} s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
+    #[error("the {0} panicked")]
+    Panicked(&'static str),
+    #[error("the broker refused a message: {0}")]
+    Delivery(String),
+    #[error(
+        "the state of {key} on the cluster was written by other settings; use another --group \
+         or --namespace"
+    )]
+    OtherSettings { key: String },
 }
 
 /// Where the cluster is and how tickscale names its topics there.
