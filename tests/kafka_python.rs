@@ -246,3 +246,52 @@ fn python_reads_registry_framed_decisions_only_when_given_the_registry() {
         .count();
     assert_eq!(refusals, decisions.len(), "{}", common::stderr(&output));
 }
+
+/// Returns the schema registry the registry test uses (`TICKSCALE_SCHEMA_REGISTRY`), or says on
+/// the terminal that `test` skips. No registry runs in CI, so this never fails for its absence.
+fn schema_registry(test: &str) -> Option<String> {
+    match std::env::var("TICKSCALE_SCHEMA_REGISTRY") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: TICKSCALE_SCHEMA_REGISTRY is not set (the URL of a Confluent \
+                 schema registry, such as Karapace)"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn python_reads_decisions_framed_with_the_ids_a_real_registry_gave() {
+    let test = "python_reads_decisions_framed_with_the_ids_a_real_registry_gave";
+    let Some(brokers) = kafka_brokers(test) else {
+        return;
+    };
+    let Some(registry) = schema_registry(test) else {
+        return;
+    };
+    if !python_ready(test) {
+        return;
+    }
+    let state = tempfile::tempdir().expect("temp dir");
+    let decisions = real_decisions(&state.path().join("state"), 4);
+    let settings = KafkaSettings {
+        brokers: brokers.clone(),
+        namespace: kafka_namespace("python-real-registry"),
+    };
+    create_decision_topic(&settings);
+    let framings = tickscale::kafka::registry::framings(&registry, &settings).expect("registers");
+    let framing = framings.of::<ScalingDecision>();
+    assert_eq!(framing.header()[0], 0, "registry framing");
+    produce(&settings, framing, &decisions);
+
+    let output = read_decisions(
+        &brokers,
+        &settings.namespace,
+        &["--schema-registry", &registry],
+    );
+    assert!(output.status.success(), "{}", common::stderr(&output));
+    assert_eq!(by_id(decoded(&output)), by_id(decisions));
+}
