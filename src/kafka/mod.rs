@@ -11,6 +11,7 @@
 
 mod io;
 pub mod market;
+pub mod registry;
 pub mod service;
 mod snapshot;
 pub mod stages;
