@@ -12,7 +12,9 @@ macro_rules! say {
 mod consume;
 mod explain;
 mod hpa;
+mod produce;
 mod run;
+mod topics;
 
 use std::path::PathBuf;
 
@@ -36,6 +38,10 @@ enum Command {
     Hpa(hpa::HpaArgs),
     /// Prints the chain behind one decision: inputs, answers, bounds, resources and reason.
     Explain(explain::ExplainArgs),
+    /// Manages the topology's topics on a Kafka cluster.
+    Topics(topics::TopicsArgs),
+    /// Replays recordings onto Kafka topics, as the market stage would find them.
+    Produce(produce::ProduceArgs),
 }
 
 /// Where the embedded log lives, and which topology to use.
@@ -50,7 +56,6 @@ struct StateArgs {
 }
 
 /// Where the Kafka cluster is, for the commands that can use one.
-#[allow(dead_code)] // used by the Kafka commands as they land
 #[derive(Debug, Clone, clap::Args)]
 struct KafkaArgs {
     /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…]; without it, the embedded log.
@@ -91,5 +96,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::consume(args),
         Command::Hpa(args) => hpa::hpa(args),
         Command::Explain(args) => explain::explain(args),
+        Command::Topics(args) => topics::topics(args),
+        Command::Produce(args) => produce::produce(args),
     }
 }

@@ -9,6 +9,8 @@
 //! and every reader (the per-service stage, `tickscale consume`) drops what it has already seen.
 //! Kafka transactions are not used: the broker the tests run against does not support them.
 
+pub mod admin;
+pub mod produce;
 pub mod wire;
 
 use std::collections::BTreeMap;
