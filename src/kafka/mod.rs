@@ -10,6 +10,7 @@
 //! Kafka transactions are not used: the broker the tests run against does not support them.
 
 pub mod admin;
+pub mod consume;
 pub mod produce;
 pub mod wire;
 
