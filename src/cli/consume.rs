@@ -238,14 +238,14 @@ fn read_as<T: Routed>(
             kafka_consume::consume::<T>(settings, topic, options, &mut sink, &mut on_notice)?
         }
         OutputFormat::Avro => {
-            let writer = apache_avro::Writer::new(T::schema(), out)?;
-            let mut sink = AvroFile(writer);
+            let writer = apache_avro::Writer::new(T::schema(), Vec::new())?;
+            let mut sink = AvroFile { writer, out };
             kafka_consume::consume::<T>(settings, topic, options, &mut sink, &mut on_notice)?
         }
     };
     if report.repeats > 0 || report.skipped > 0 {
         eprintln!(
-            "{} event(s) written; dropped {} repeat(s) and skipped {} undecodable message(s)",
+            "{} event(s) written, {} repeat(s) dropped, {} undecodable message(s) skipped",
             report.written, report.repeats, report.skipped
         );
     }
@@ -268,19 +268,26 @@ impl<T: Routed, W: Write> Sink<T> for JsonLines<W> {
 
 /// Writes an Avro object container file; the header goes out with the first flush, so even an
 /// empty topic gives a readable file.
-struct AvroFile<'a, W: Write>(apache_avro::Writer<'a, W>);
+///
+/// The Avro writer fills a buffer that is then written out whole: apache-avro 0.22 hands each
+/// block to a single `write` call, which a pipe may take only in part.
+struct AvroFile<'a, W: Write> {
+    writer: apache_avro::Writer<'a, Vec<u8>>,
+    out: W,
+}
 
 impl<T: Routed, W: Write> Sink<T> for AvroFile<'_, W> {
     fn write(&mut self, delivered: &Delivered<T>) -> std::io::Result<()> {
-        self.0
+        self.writer
             .append_ser(&delivered.event)
             .map(|_| ())
             .map_err(avro_io)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush().map_err(avro_io)?;
-        self.0.get_mut().flush()
+        self.writer.flush().map_err(avro_io)?;
+        self.out.write_all(&std::mem::take(self.writer.get_mut()))?;
+        self.out.flush()
     }
 }
 

@@ -70,10 +70,12 @@ struct KafkaArgs {
 impl KafkaArgs {
     /// Returns the cluster settings, when brokers were given.
     fn settings(&self) -> Option<tickscale::kafka::KafkaSettings> {
-        self.brokers.as_ref().map(|brokers| tickscale::kafka::KafkaSettings {
-            brokers: brokers.clone(),
-            namespace: self.namespace.clone(),
-        })
+        self.brokers
+            .as_ref()
+            .map(|brokers| tickscale::kafka::KafkaSettings {
+                brokers: brokers.clone(),
+                namespace: self.namespace.clone(),
+            })
     }
 }
 

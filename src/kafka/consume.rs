@@ -3,9 +3,11 @@
 //! Consumes every partition of one topic, from the group's committed offsets or from the
 //! beginning. Produces the decoded events, in event-time order within each batch handed to the
 //! [`Sink`] (the whole topic is one batch unless following), ties broken by partition and
-//! offset, as the embedded `consume` orders them. Keeps, for the session, every (key, payload)
-//! seen: delivery is at least once, and a stage that restarts re-produces byte-identical
-//! events, so a message seen before is a repeat and is dropped (and counted).
+//! offset, as the embedded `consume` orders them. Keeps, for the session, every (event id, key,
+//! payload) seen: delivery is at least once, and a stage that restarts re-produces
+//! byte-identical events, so a message seen before is a repeat and is dropped (and counted).
+//! The event id is the [`EVENT_ID_HEADER`] header where the producer set one; without it, two
+//! equal events are taken as one.
 //!
 //! Guarantees: without following, it stops once every partition has reported its end
 //! (partition EOF). With a group, offsets are committed only after the sink has flushed the
@@ -20,14 +22,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::message::{Headers, Message};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::events::Codec;
 use crate::pipeline::Routed;
 
+use super::produce::EVENT_ID_HEADER;
 use super::{Framing, Framings, KafkaSettings};
 
 /// How long to wait for the cluster's metadata and committed offsets.
@@ -219,13 +223,27 @@ pub fn consume<T: Routed>(
     Ok(reader.report)
 }
 
+/// A client context that leaves partition ends to the poll loop: librdkafka also reports them
+/// as errors, which would otherwise be logged as such.
+struct Quiet;
+
+impl ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() != Some(RDKafkaErrorCode::PartitionEOF) {
+            tracing::warn!(%error, reason, "Kafka client error.");
+        }
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
 /// Opens a consumer on every partition of `name`, at the group's offsets or the beginning,
 /// and returns it with the partition count.
 fn open(
     settings: &KafkaSettings,
     name: &str,
     options: &ConsumeOptions,
-) -> Result<(BaseConsumer, usize), Error> {
+) -> Result<(BaseConsumer<Quiet>, usize), Error> {
     // Without a group nothing is committed; librdkafka still wants a group id.
     let group = options.group.clone().unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
@@ -233,13 +251,13 @@ fn open(
             .map_or(0, |d| d.as_nanos());
         format!("tickscale-consume-{}-{nanos}", std::process::id())
     });
-    let consumer: BaseConsumer = settings
+    let consumer: BaseConsumer<Quiet> = settings
         .client_config()
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("auto.offset.reset", "earliest")
-        .create()?;
+        .create_with_context(Quiet)?;
 
     let metadata = consumer.fetch_metadata(Some(name), METADATA_TIMEOUT)?;
     let partitions = metadata
@@ -273,7 +291,7 @@ fn open(
 /// Commits, per partition, the offset after the unbroken run of handled messages, and forgets
 /// the offsets below it.
 fn commit(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<Quiet>,
     name: &str,
     options: &ConsumeOptions,
     offsets: &mut BTreeMap<i32, BTreeMap<i64, bool>>,
@@ -304,7 +322,7 @@ struct Reader<'a, T: Routed> {
     name: &'a str,
     framing: &'a Framing,
     codec: Codec<T>,
-    /// Every (key, payload) seen, as key length, key and payload.
+    /// Every (event id, key, payload) seen, each with its length but the payload.
     seen: BTreeSet<Vec<u8>>,
     pending: Vec<Delivered<T>>,
     /// Per partition, each offset met and whether it has been handled (written or dropped).
@@ -320,7 +338,16 @@ impl<T: Routed> Reader<'_, T> {
         let (partition, offset) = (message.partition(), message.offset());
         let key = message.key().unwrap_or_default();
         let payload = message.payload().unwrap_or_default();
-        let mut identity = Vec::with_capacity(4 + key.len() + payload.len());
+        let id = message.headers().and_then(|headers| {
+            headers
+                .iter()
+                .find(|h| h.key == EVENT_ID_HEADER)
+                .and_then(|h| h.value)
+        });
+        let id = id.unwrap_or_default();
+        let mut identity = Vec::with_capacity(8 + id.len() + key.len() + payload.len());
+        identity.extend_from_slice(&(id.len() as u32).to_be_bytes());
+        identity.extend_from_slice(id);
         identity.extend_from_slice(&(key.len() as u32).to_be_bytes());
         identity.extend_from_slice(key);
         identity.extend_from_slice(payload);

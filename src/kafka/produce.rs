@@ -14,6 +14,9 @@
 //! delays the replay (the caller is told). With a delivery timeout, a message that runs out of
 //! time stops the replay with an error: producing again is safe, as readers drop repeats.
 //!
+//! Each message carries its event id in the [`EVENT_ID_HEADER`] header: its place in the merged
+//! input, so producing the same inputs again yields the same messages, ids included.
+//!
 //! Caveats: dead letters carry no event time, so the producer's clock stamps them. Pacing
 //! follows the input's event time, and a slow broker only makes the replay later, never faster
 //! to catch up.
@@ -24,6 +27,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
@@ -34,6 +38,12 @@ use crate::pipeline::{Encoded, Item, MergedSources, Outbox, SourceSpec};
 use crate::topology::Topology;
 
 use super::{Framings, KafkaSettings};
+
+/// The Kafka header that carries an event's id: its place in the merged input (u64,
+/// big-endian), the same each time the same inputs are produced. Two trades can be identical
+/// byte for byte (the recordings carry no trade id), so readers tell a repeat from a second,
+/// equal event by this id.
+pub const EVENT_ID_HEADER: &str = "tickscale-id";
 
 /// How often the caller hears how far the replay is.
 const PROGRESS_EVERY: Duration = Duration::from_millis(200);
@@ -106,7 +116,11 @@ pub struct ProducePlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Progress {
     /// Messages handed to the producer and acknowledged so far, and the latest event time.
-    Sent { sent: u64, delivered: u64, ts_us: i64 },
+    Sent {
+        sent: u64,
+        delivered: u64,
+        ts_us: i64,
+    },
     /// The broker has trouble; the replay keeps retrying.
     Trouble(String),
 }
@@ -139,7 +153,7 @@ pub fn produce(
     let mut pace = Pace::new(plan.speed);
     let mut dead_letters = 0;
 
-    for item in sources {
+    for (id, item) in (0u64..).zip(sources) {
         match item {
             Item::Event(event) => {
                 sender.wait_until(pace.due(event.ts_us()))?;
@@ -161,7 +175,7 @@ pub fn produce(
             }
         }
         for record in outbox.take() {
-            sender.send(record)?;
+            sender.send(record, id)?;
         }
     }
 
@@ -307,7 +321,11 @@ impl<'a> Sender<'a> {
     /// Refuses to start when the cluster answers but lacks a topic the inputs may need; when it
     /// does not answer, says so and goes on (librdkafka keeps trying).
     fn check_topics(&mut self, topology: &Topology) -> Result<(), Error> {
-        let metadata = match self.producer.client().fetch_metadata(None, METADATA_TIMEOUT) {
+        let metadata = match self
+            .producer
+            .client()
+            .fetch_metadata(None, METADATA_TIMEOUT)
+        {
             Ok(metadata) => metadata,
             Err(error) => {
                 (self.on_progress)(Progress::Trouble(format!(
@@ -332,9 +350,12 @@ impl<'a> Sender<'a> {
         Ok(())
     }
 
-    /// Hands `record` to the producer, waiting while its queue is full.
-    fn send(&mut self, record: Encoded) -> Result<(), Error> {
-        let framed = self.framings.get(schema_of(record.topic)).frame(&record.datum);
+    /// Hands `record` to the producer with its event id, waiting while its queue is full.
+    fn send(&mut self, record: Encoded, id: u64) -> Result<(), Error> {
+        let framed = self
+            .framings
+            .get(schema_of(record.topic))
+            .frame(&record.datum);
         let topic = self
             .names
             .entry(record.topic)
@@ -342,11 +363,17 @@ impl<'a> Sender<'a> {
             .clone();
         // Dead letters have no event time (0): the producer's clock stamps them.
         let timestamp = (record.ts_us > 0).then_some(record.ts_us / 1_000);
+        let id = id.to_be_bytes();
         loop {
+            let headers = OwnedHeaders::new_with_capacity(1).insert(Header {
+                key: EVENT_ID_HEADER,
+                value: Some(&id),
+            });
             let mut message = BaseRecord::to(&topic)
                 .partition(record.partition as i32)
                 .key(&*record.key)
-                .payload(&framed);
+                .payload(&framed)
+                .headers(headers);
             if let Some(ms) = timestamp {
                 message = message.timestamp(ms);
             }
