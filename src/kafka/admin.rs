@@ -30,6 +30,9 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Kafka's default `retention.ms`, assumed when a broker does not list the setting.
 const DEFAULT_RETENTION_MS: &str = "604800000";
 
+/// A topic's name on the cluster, `cleanup.policy` and `retention.ms` (None when not listed).
+type TopicConfig = (String, Option<String>, Option<String>);
+
 /// A topic as tickscale declares it on the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicDeclaration {
@@ -194,7 +197,7 @@ fn create_missing(
 fn describe(
     admin: &AdminClient<DefaultClientContext>,
     declared: &[TopicDeclaration],
-) -> Option<Vec<(String, Option<String>, Option<String>)>> {
+) -> Option<Vec<TopicConfig>> {
     let specifiers: Vec<ResourceSpecifier<'_>> = declared
         .iter()
         .map(|d| ResourceSpecifier::Topic(&d.name))
@@ -220,7 +223,7 @@ fn describe(
 fn compare(
     declaration: &TopicDeclaration,
     existing: &[(String, usize)],
-    configs: Option<&Vec<(String, Option<String>, Option<String>)>>,
+    configs: Option<&Vec<TopicConfig>>,
 ) -> TopicState {
     let Some((_, partitions)) = existing.iter().find(|(n, _)| n == &declaration.name) else {
         return TopicState::Failed {
