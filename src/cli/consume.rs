@@ -1,5 +1,6 @@
 //! `tickscale consume`: prints a topic's events as JSON lines, in event-time order across
-//! partitions.
+//! partitions, from the embedded log or (with `--brokers`) from Kafka, where it can also write
+//! an Avro object container file.
 
 use std::io::Write;
 
@@ -7,7 +8,11 @@ use anyhow::Context;
 use tickscale::bus::EmbeddedLog;
 use tickscale::bus::Record;
 
-use super::StateArgs;
+use tickscale::kafka::consume::{self as kafka_consume, ConsumeOptions, Delivered, Notice, Sink};
+use tickscale::kafka::KafkaSettings;
+use tickscale::pipeline::Routed;
+
+use super::{KafkaArgs, StateArgs};
 
 const GROUP_PREFIX: &str = "consume/";
 
@@ -21,23 +26,38 @@ pub struct ConsumeArgs {
     /// The output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     format: OutputFormat,
-    /// The consumer group whose position is kept between calls.
-    #[arg(long, default_value = "cli")]
-    group: String,
+    /// The consumer group whose position is kept between calls [default: cli on the embedded
+    /// log; none on Kafka, where nothing is then committed]
+    #[arg(long)]
+    group: Option<String>,
     /// Stops after this many events.
     #[arg(long)]
     limit: Option<usize>,
+    /// Keeps waiting for new events at the end (Kafka only).
+    #[arg(long, requires = "brokers")]
+    follow: bool,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     #[command(flatten)]
     state: StateArgs,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum OutputFormat {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum OutputFormat {
     /// One JSON object per line.
     Json,
+    /// An Avro object container file with the topic's schema (Kafka only).
+    Avro,
 }
 
 pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
+    if let Some(settings) = args.kafka.settings() {
+        return consume_kafka(args, &settings);
+    }
+    anyhow::ensure!(
+        args.format == OutputFormat::Json,
+        "--format avro is only available with --brokers"
+    );
     let topology = args.state.topology()?;
     let topic = topology.topic(&args.topic).with_context(|| {
         let names: Vec<_> = topology.topics.iter().map(|t| t.name.as_str()).collect();
@@ -53,7 +73,7 @@ pub fn consume(args: ConsumeArgs) -> anyhow::Result<()> {
         args.state.state.display()
     );
     let log = EmbeddedLog::open(&args.state.state, &topology.topics)?;
-    let group = format!("{GROUP_PREFIX}{}", args.group);
+    let group = format!("{GROUP_PREFIX}{}", args.group.as_deref().unwrap_or("cli"));
 
     let mut lines = Vec::new();
     let mut starts = Vec::new();
@@ -167,4 +187,118 @@ fn to_json(schema: &str, records: &[Record]) -> anyhow::Result<Vec<(i64, String)
     }
     tickscale::for_each_event!(try_type);
     anyhow::bail!("no event type has the schema `{schema}`")
+}
+
+/// Reads the topic from Kafka and writes it as JSON lines or an Avro container file.
+fn consume_kafka(args: ConsumeArgs, settings: &KafkaSettings) -> anyhow::Result<()> {
+    let topology = args.state.topology()?;
+    let topic = topology
+        .topic(&args.topic)
+        .with_context(|| format!("unknown topic `{}`", args.topic))?;
+    let options = ConsumeOptions {
+        group: args.group.clone(),
+        from_beginning: args.from_beginning,
+        follow: args.follow,
+        limit: args.limit,
+    };
+    use tickscale::events::*;
+    macro_rules! try_type {
+        ($ty:ident) => {
+            if topic.schema == <$ty as Event>::NAME {
+                return read_as::<$ty>(settings, &args.topic, &options, args.format);
+            }
+        };
+    }
+    tickscale::for_each_event!(try_type);
+    anyhow::bail!("no event type has the schema `{}`", topic.schema)
+}
+
+fn read_as<T: Routed>(
+    settings: &KafkaSettings,
+    topic: &str,
+    options: &ConsumeOptions,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let mut on_notice = |notice: Notice| match notice {
+        Notice::Repeat { partition, offset } => {
+            tracing::debug!(partition, offset, "Repeat dropped.")
+        }
+        Notice::Skipped {
+            topic,
+            partition,
+            offset,
+            reason,
+        } => eprintln!("skipped {topic} partition {partition} offset {offset}: {reason}"),
+    };
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::new(stdout.lock());
+    let report = match format {
+        OutputFormat::Json => {
+            let mut sink = JsonLines(out);
+            kafka_consume::consume::<T>(settings, topic, options, &mut sink, &mut on_notice)?
+        }
+        OutputFormat::Avro => {
+            let writer = apache_avro::Writer::new(T::schema(), Vec::new())?;
+            let mut sink = AvroFile { writer, out };
+            kafka_consume::consume::<T>(settings, topic, options, &mut sink, &mut on_notice)?
+        }
+    };
+    if report.repeats > 0 || report.skipped > 0 {
+        eprintln!(
+            "{} event(s) written, {} repeat(s) dropped, {} undecodable message(s) skipped",
+            report.written, report.repeats, report.skipped
+        );
+    }
+    Ok(())
+}
+
+/// Writes one JSON object per line.
+struct JsonLines<W: Write>(W);
+
+impl<T: Routed, W: Write> Sink<T> for JsonLines<W> {
+    fn write(&mut self, delivered: &Delivered<T>) -> std::io::Result<()> {
+        serde_json::to_writer(&mut self.0, &delivered.event)?;
+        self.0.write_all(b"\n")
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// Writes an Avro object container file; the header goes out with the first flush, so even an
+/// empty topic gives a readable file.
+///
+/// The Avro writer fills a buffer that is then written out whole: apache-avro 0.22 hands each
+/// block to a single `write` call, which a pipe may take only in part.
+struct AvroFile<'a, W: Write> {
+    writer: apache_avro::Writer<'a, Vec<u8>>,
+    out: W,
+}
+
+impl<T: Routed, W: Write> Sink<T> for AvroFile<'_, W> {
+    fn write(&mut self, delivered: &Delivered<T>) -> std::io::Result<()> {
+        self.writer
+            .append_ser(&delivered.event)
+            .map(|_| ())
+            .map_err(avro_io)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush().map_err(avro_io)?;
+        self.out.write_all(&std::mem::take(self.writer.get_mut()))?;
+        self.out.flush()
+    }
+}
+
+/// Unwraps the IO error inside an Avro error, so a closed pipe stays recognisable.
+fn avro_io(error: apache_avro::Error) -> std::io::Error {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return std::io::Error::new(io.kind(), error.to_string());
+        }
+        source = cause.source();
+    }
+    std::io::Error::other(error)
 }

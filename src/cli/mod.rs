@@ -12,8 +12,10 @@ macro_rules! say {
 mod consume;
 mod explain;
 mod hpa;
+mod produce;
 mod run;
 mod run_kafka;
+mod topics;
 
 use std::path::PathBuf;
 
@@ -37,6 +39,10 @@ enum Command {
     Hpa(hpa::HpaArgs),
     /// Prints the chain behind one decision: inputs, answers, bounds, resources and reason.
     Explain(explain::ExplainArgs),
+    /// Manages the topology's topics on a Kafka cluster.
+    Topics(topics::TopicsArgs),
+    /// Replays recordings onto Kafka topics, as the market stage would find them.
+    Produce(produce::ProduceArgs),
 }
 
 /// Where the embedded log lives, and which topology to use.
@@ -93,5 +99,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::consume(args),
         Command::Hpa(args) => hpa::hpa(args),
         Command::Explain(args) => explain::explain(args),
+        Command::Topics(args) => topics::topics(args),
+        Command::Produce(args) => produce::produce(args),
     }
 }

@@ -9,8 +9,11 @@
 //! and every reader (the per-service stage, `tickscale consume`) drops what it has already seen.
 //! Kafka transactions are not used: the broker the tests run against does not support them.
 
+pub mod admin;
+pub mod consume;
 mod io;
 pub mod market;
+pub mod produce;
 pub mod registry;
 pub mod service;
 mod snapshot;
