@@ -40,12 +40,12 @@ pub struct KafkaRunArgs {
     traced: Vec<String>,
     /// With --brokers: input messages between checkpoints.
     #[arg(
-        long = "kafka-checkpoint-every",
+        long,
         default_value_t = 20_000,
         requires = "brokers",
         value_name = "MESSAGES"
     )]
-    checkpoint_every: u64,
+    kafka_checkpoint_every: u64,
 }
 
 pub fn run(
@@ -61,7 +61,7 @@ pub fn run(
         );
     }
     anyhow::ensure!(
-        args.checkpoint_every >= 1,
+        args.kafka_checkpoint_every >= 1,
         "--kafka-checkpoint-every 0: expected at least one message between checkpoints"
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -80,7 +80,7 @@ pub fn run(
         traced: args.traced.iter().cloned().collect(),
         group: args.group.clone(),
         follow: args.follow,
-        checkpoint_every: args.checkpoint_every,
+        checkpoint_every: args.kafka_checkpoint_every,
         stop: &stop,
     };
     let chosen: BTreeSet<Stage> = args.stages.iter().copied().collect();

@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
+use rdkafka::{ClientContext, Message};
 
 use crate::events::{Bar, DeadLetter, MarketContext, PodMetrics, QuoteTick, TradeTick};
 use crate::ingest::SourceEvent;
@@ -24,11 +24,14 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long metadata requests wait.
 pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Counts failed deliveries and keeps the first reason.
+/// Counts failed deliveries, keeps the first reason, and the end of what was delivered to each
+/// partition.
 #[derive(Default)]
 pub(crate) struct Deliveries {
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Per (topic, partition), one past the highest offset delivered.
+    ends: Mutex<BTreeMap<(String, i32), i64>>,
 }
 
 impl ClientContext for Deliveries {}
@@ -37,12 +40,43 @@ impl ProducerContext for Deliveries {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut first) = self.first_error.lock() {
-                first.get_or_insert_with(|| error.to_string());
+        match result {
+            Ok(message) => {
+                if let Ok(mut ends) = self.ends.lock() {
+                    let end = ends
+                        .entry((message.topic().to_string(), message.partition()))
+                        .or_default();
+                    *end = (*end).max(message.offset() + 1);
+                }
+            }
+            Err((error, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| error.to_string());
+                }
             }
         }
+    }
+}
+
+/// A consumer context that keeps librdkafka's partition-end notices out of the error log:
+/// with `enable.partition.eof` they are expected, and the consumer acts on them itself.
+#[derive(Default)]
+pub(crate) struct Quiet;
+
+impl ClientContext for Quiet {
+    fn error(&self, error: KafkaError, reason: &str) {
+        quiet_error(error, reason);
+    }
+}
+
+impl ConsumerContext for Quiet {}
+
+fn quiet_error(error: KafkaError, reason: &str) {
+    let eof = matches!(error, KafkaError::PartitionEOF(_))
+        || matches!(&error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF));
+    if !eof {
+        tracing::warn!(%error, reason, "Kafka client error.");
     }
 }
 
@@ -132,6 +166,22 @@ impl Output {
                 Err((error, _)) => return Err(error.into()),
             }
         }
+    }
+
+    /// Returns, per partition of the topology topic `topic`, one past the highest offset this
+    /// producer has delivered there.
+    pub(crate) fn delivered_ends(&self, topic: &str) -> BTreeMap<i32, i64> {
+        let Some((name, _)) = self.topics.get(topic) else {
+            return BTreeMap::new();
+        };
+        let ends = self.producer.context().ends.lock();
+        ends.map(|ends| {
+            ends.iter()
+                .filter(|((t, _), _)| t == name)
+                .map(|((_, partition), end)| (*partition, *end))
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// Waits until the broker has acknowledged every queued message.
@@ -287,7 +337,11 @@ impl RebalanceLog {
     }
 }
 
-impl ClientContext for RebalanceLog {}
+impl ClientContext for RebalanceLog {
+    fn error(&self, error: KafkaError, reason: &str) {
+        quiet_error(error, reason);
+    }
+}
 
 impl ConsumerContext for RebalanceLog {
     fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {

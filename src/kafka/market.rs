@@ -10,19 +10,19 @@
 //! writing, a partition that is momentarily caught up does not hold the others back, and events
 //! it then receives late go through the windows' allowed lateness, as in a live run.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, DefaultConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{Bar, MarketContext, PodMetrics, QuoteTick, TradeTick};
+use crate::events::{Bar, FeatureVector, MarketContext, PodMetrics, QuoteTick, TradeTick};
 use crate::ingest::SourceEvent;
 use crate::pipeline::{Codecs, Counters, MarketStage, Outbox, Routed};
 
-use super::io::{self, Output};
+use super::io::{self, Output, Quiet};
 use super::stages::{fingerprint, StagePlan};
 use super::{snapshot, Error, Framings, KafkaSettings};
 
@@ -45,6 +45,9 @@ struct Snapshot {
     /// Per input topic (in [`INPUTS`] order), the next offset to read in each partition.
     offsets: Vec<Vec<i64>>,
     done: bool,
+    /// Per partition of `features`, one past the highest offset this stage has delivered
+    /// there: when `done`, where the service stages have read everything.
+    feature_ends: BTreeMap<i32, i64>,
     stage: MarketStage,
 }
 
@@ -71,17 +74,19 @@ pub(crate) fn key(group: &str) -> String {
     format!("market/{group}")
 }
 
-/// Returns true when the market stage of `plan`'s group has finished its input.
+/// Returns, once the market stage of `plan`'s group has finished its input, the end of what it
+/// wrote to each partition of `features`; None while it has not.
 ///
 /// # Errors
 /// Fails when the state topic cannot be read.
-pub(crate) fn is_done(plan: &StagePlan<'_>) -> Result<bool, Error> {
+pub(crate) fn finished_ends(plan: &StagePlan<'_>) -> Result<Option<BTreeMap<i32, i64>>, Error> {
     let key = key(&plan.group);
     let snapshots = snapshot::load(plan.settings, &key)?;
-    match snapshots.get(&key) {
-        Some(bytes) => Ok(snapshot::decode::<Snapshot>(&key, bytes)?.done),
-        None => Ok(false),
-    }
+    let Some(bytes) = snapshots.get(&key) else {
+        return Ok(None);
+    };
+    let state: Snapshot = snapshot::decode(&key, bytes)?;
+    Ok(state.done.then_some(state.feature_ends))
 }
 
 /// Runs the market stage until its input ends (or, when following, until `stop` is set).
@@ -104,6 +109,7 @@ pub fn run(plan: &StagePlan<'_>) -> Result<MarketReport, Error> {
             fingerprint: print,
             offsets: Vec::new(),
             done: false,
+            feature_ends: BTreeMap::new(),
             stage: MarketStage::new(
                 plan.config,
                 plan.topology.services.clone(),
@@ -242,10 +248,14 @@ impl Work {
         &mut self,
         plan: &StagePlan<'_>,
         key: &str,
-        state: &Snapshot,
+        state: &mut Snapshot,
     ) -> Result<(), Error> {
         self.output.send_all(self.outbox.take())?;
         self.output.flush()?;
+        for (partition, end) in self.output.delivered_ends(FeatureVector::TOPIC) {
+            let known = state.feature_ends.entry(partition).or_default();
+            *known = (*known).max(end);
+        }
         let bytes = snapshot::encode(key, state)?;
         snapshot::save(&self.output, plan.settings, key, &bytes)?;
         self.output.flush()?;
@@ -283,7 +293,7 @@ fn lane_mut(lanes: &mut [Lane], topic: usize, partition: i32) -> &mut Lane {
 /// lane per partition.
 struct Inputs {
     settings: KafkaSettings,
-    consumers: Vec<BaseConsumer>,
+    consumers: Vec<BaseConsumer<Quiet>>,
     lanes: Vec<Lane>,
 }
 
@@ -293,8 +303,7 @@ impl Inputs {
         let mut lanes = Vec::new();
         for (index, local) in INPUTS.iter().enumerate() {
             let topic = settings.topic(local);
-            let consumer =
-                io::consumer(settings, &format!("{group}.market"), DefaultConsumerContext)?;
+            let consumer = io::consumer(settings, &format!("{group}.market"), Quiet)?;
             let partitions = io::partitions(&consumer, settings, &topic)?;
             let mut assignment = TopicPartitionList::new();
             for partition in 0..partitions as i32 {

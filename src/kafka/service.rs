@@ -29,10 +29,13 @@ use super::io::{self, Output, RebalanceLog};
 use super::stages::{fingerprint, StagePlan};
 use super::{market, snapshot, Error, Framings};
 
-/// Without input for this long, a run that does not follow may finish.
-const IDLE_BEFORE_EXIT: Duration = Duration::from_secs(2);
+/// Without input for this long, a run that does not follow asks whether it is finished.
+const IDLE_BEFORE_CHECK: Duration = Duration::from_millis(300);
 /// How often a finished-looking run asks whether the market stage is done.
-const DONE_CHECK_EVERY: Duration = Duration::from_secs(2);
+const DONE_CHECK_EVERY: Duration = Duration::from_secs(1);
+/// A process that the group has given no partition for this long, once the market stage is
+/// done, has nothing to do.
+const NO_ASSIGNMENT: Duration = Duration::from_secs(15);
 
 /// One partition's snapshot.
 #[derive(Serialize, Deserialize)]
@@ -84,7 +87,6 @@ pub fn run(plan: &StagePlan<'_>) -> Result<ServiceReport, Error> {
         slots: BTreeMap::new(),
         stored: BTreeMap::new(),
         assigned: BTreeSet::new(),
-        at_end: BTreeSet::new(),
         since_checkpoint: 0,
         report: ServiceReport::default(),
         fingerprint: fingerprint(plan),
@@ -109,7 +111,6 @@ struct Work {
     /// The newest snapshots read at the last assignment, by partition.
     stored: BTreeMap<i32, Vec<u8>>,
     assigned: BTreeSet<i32>,
-    at_end: BTreeSet<i32>,
     since_checkpoint: u64,
     report: ServiceReport,
     fingerprint: String,
@@ -117,6 +118,7 @@ struct Work {
 
 impl Work {
     fn drive(&mut self, plan: &StagePlan<'_>) -> Result<(), Error> {
+        let started = Instant::now();
         let mut last_input = Instant::now();
         let mut last_done_check: Option<Instant> = None;
         loop {
@@ -131,9 +133,7 @@ impl Work {
                     last_input = Instant::now();
                     self.on_message(plan, &message)?;
                 }
-                Some(Err(KafkaError::PartitionEOF(partition))) => {
-                    self.at_end.insert(partition);
-                }
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 Some(Err(error)) => tracing::warn!(%error, "Kafka consumer error; retrying."),
                 None => {}
             }
@@ -143,18 +143,41 @@ impl Work {
             {
                 self.checkpoint(plan)?;
             }
-            let drained = self.assigned.iter().all(|p| self.at_end.contains(p));
-            if plan.follow || !drained || idle < IDLE_BEFORE_EXIT {
+            if plan.follow || idle < IDLE_BEFORE_CHECK {
                 continue;
             }
             if last_done_check.is_some_and(|at| at.elapsed() < DONE_CHECK_EVERY) {
                 continue;
             }
             last_done_check = Some(Instant::now());
-            if market::is_done(plan)? {
+            let Some(ends) = market::finished_ends(plan)? else {
+                continue;
+            };
+            let unassigned_for_long = self.assigned.is_empty() && started.elapsed() > NO_ASSIGNMENT;
+            if unassigned_for_long || (!self.assigned.is_empty() && self.read_all(plan, &ends)?) {
                 return self.checkpoint(plan);
             }
         }
+    }
+
+    /// Returns true when every assigned partition has been processed up to `ends`, what the
+    /// finished market stage wrote.
+    fn read_all(&self, plan: &StagePlan<'_>, ends: &BTreeMap<i32, i64>) -> Result<bool, Error> {
+        for partition in &self.assigned {
+            let end = ends.get(partition).copied().unwrap_or(0);
+            let position = match (self.slots.get(partition), self.stored.get(partition)) {
+                (Some(slot), _) => slot.state.next_offset,
+                (None, Some(bytes)) => {
+                    let key = key(&plan.group, *partition);
+                    snapshot::decode::<Snapshot>(&key, bytes)?.next_offset
+                }
+                (None, None) => 0,
+            };
+            if position < end {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Acts on what the group changed during the last poll: lost partitions are dropped
@@ -163,7 +186,6 @@ impl Work {
         for (assigned, partitions) in self.consumer.context().take() {
             for partition in &partitions {
                 self.slots.remove(partition);
-                self.at_end.remove(partition);
                 match assigned {
                     true => self.assigned.insert(*partition),
                     false => self.assigned.remove(partition),
@@ -187,7 +209,6 @@ impl Work {
 
     fn on_message(&mut self, plan: &StagePlan<'_>, message: &OwnedMessage) -> Result<(), Error> {
         let partition = message.partition();
-        self.at_end.remove(&partition);
         self.slot(plan, partition)?;
         let Some(slot) = self.slots.get_mut(&partition) else {
             unreachable!("loaded above");

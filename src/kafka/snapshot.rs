@@ -10,11 +10,11 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{Consumer, DefaultConsumerContext};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
-use super::io::{self, Output};
+use super::io::{self, Output, Quiet};
 use super::{Error, KafkaSettings, STATE_TOPIC};
 
 /// How long a scan of the state topic may take.
@@ -29,7 +29,7 @@ pub(crate) fn load(
     prefix: &str,
 ) -> Result<BTreeMap<String, Vec<u8>>, Error> {
     let topic = settings.topic(STATE_TOPIC);
-    let consumer = io::consumer(settings, "tickscale-state-reader", DefaultConsumerContext)?;
+    let consumer = io::consumer(settings, "tickscale-state-reader", Quiet)?;
     io::partitions(&consumer, settings, &topic)?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
