@@ -16,18 +16,35 @@ use tickscale::stages::decide::{Policy, Strategy};
 
 use super::StateArgs;
 
+/// The inputs of a run and the stage settings they imply, shared by `run` and `backtest`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub struct InputArgs {
     /// Market recordings to run on (trades, quotes, bars, VIX); without any, the built-in
     /// market generator runs.
     #[arg(long, num_args = 1.., value_name = "FILE")]
-    ticks: Vec<PathBuf>,
+    pub ticks: Vec<PathBuf>,
     /// The format of every --ticks file [default: detected from the content]
     #[arg(long, value_name = "FORMAT")]
-    format: Option<Format>,
+    pub format: Option<Format>,
     /// Takes a service's load from a workload trace instead of the market, as SERVICE=FILE.
     #[arg(long, value_name = "SERVICE=FILE")]
-    load: Vec<String>,
+    pub load: Vec<String>,
+    /// Feature window length in seconds, also the decision interval [default: 15, or the bar
+    /// interval when bars are longer]
+    #[arg(long, value_name = "SECONDS")]
+    pub window: Option<i64>,
+    /// Seconds an event may arrive behind the latest one seen and still join its own window.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub allowed_lateness: i64,
+    /// Seed of the built-in market generator.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    input: InputArgs,
     /// The scaling policy.
     #[arg(long, value_enum, default_value = "predictive")]
     policy: PolicyArg,
@@ -37,16 +54,6 @@ pub struct RunArgs {
     /// of under- against over-provisioning).
     #[arg(long, default_value = "balanced", value_name = "STRATEGY")]
     strategy: Strategy,
-    /// Feature window length in seconds, also the decision interval [default: 15, or the bar
-    /// interval when bars are longer]
-    #[arg(long, value_name = "SECONDS")]
-    window: Option<i64>,
-    /// Seconds an event may arrive behind the latest one seen and still join its own window.
-    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
-    allowed_lateness: i64,
-    /// Seed of the built-in market generator.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
     /// Discards the earlier run held in the state folder (only a tickscale log is ever cleared).
     #[arg(long)]
     fresh: bool,
@@ -109,78 +116,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Result<RunPlan> {
-    let mut sources: Vec<SourceSpec> = args
-        .ticks
-        .iter()
-        .map(|path| SourceSpec::Market {
-            path: path.clone(),
-            format: args.format,
-        })
-        .collect();
-    if sources.is_empty() {
-        sources.push(SourceSpec::Generator(GeneratorConfig {
-            seed: args.seed,
-            ..GeneratorConfig::default()
-        }));
-    }
-    check_numbers(args)?;
-    let mut seen_files = std::collections::BTreeSet::new();
-    for path in &args.ticks {
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        anyhow::ensure!(
-            seen_files.insert(canonical),
-            "--ticks {}: the same file is given twice; its events would count twice",
-            path.display()
-        );
-    }
-    let mut seen_services = std::collections::BTreeSet::new();
-    for mapping in &args.load {
-        let (service, file) = mapping
-            .split_once('=')
-            .filter(|(service, file)| !service.is_empty() && !file.is_empty())
-            .with_context(|| format!("--load {mapping}: expected SERVICE=FILE"))?;
-        anyhow::ensure!(
-            seen_services.insert(service.to_string()),
-            "--load {mapping}: service `{service}` already takes its load from another trace"
-        );
-        anyhow::ensure!(
-            topology.service(service).is_some(),
-            "--load {mapping}: no service `{service}` in the topology; the services are {}",
-            topology
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        sources.push(SourceSpec::Load {
-            service: service.to_string(),
-            path: file.into(),
-            format: None,
-        });
-    }
-
-    check_kinds(&sources)?;
-    let window = match args.window {
-        Some(window) => {
-            anyhow::ensure!(
-                window > 0,
-                "--window {window}: expected a positive number of seconds"
-            );
-            window
-        }
-        None => default_window(&sources)?,
-    };
     anyhow::ensure!(
-        args.allowed_lateness >= 0,
-        "--allowed-lateness {}: expected zero or more seconds",
-        args.allowed_lateness
+        args.checkpoint_every >= 1,
+        "--checkpoint-every 0: expected at least one event between checkpoints"
     );
-    let mut config = StageConfig::default();
-    config.features.window_s = window;
-    config.features.allowed_lateness_s = args.allowed_lateness;
-    config.predict.window_s = window;
-    config.decide.decision_interval_s = window;
+    anyhow::ensure!(
+        args.summary_every >= 0,
+        "--summary-every {}: expected zero (no summary) or more seconds",
+        args.summary_every
+    );
+    let (sources, mut config) = args.input.plan(topology, true)?;
     config.decide.policy = match args.policy {
         PolicyArg::Hpa => Policy::Hpa,
         PolicyArg::Predictive => Policy::Predictive,
@@ -193,6 +138,92 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
         checkpoint_every: args.checkpoint_every.max(1),
         summary_every_s: args.summary_every.max(1),
     })
+}
+
+impl InputArgs {
+    /// Returns the sources these arguments name, checked, and the stage settings they imply
+    /// (window and lateness; the decide settings are the defaults). Without `--ticks`, the
+    /// built-in market generator is a source when `generator_when_no_ticks` is set.
+    pub fn plan(
+        &self,
+        topology: &tickscale::topology::Topology,
+        generator_when_no_ticks: bool,
+    ) -> anyhow::Result<(Vec<SourceSpec>, StageConfig)> {
+        let args = self;
+        let mut sources: Vec<SourceSpec> = args
+            .ticks
+            .iter()
+            .map(|path| SourceSpec::Market {
+                path: path.clone(),
+                format: args.format,
+            })
+            .collect();
+        if sources.is_empty() && generator_when_no_ticks {
+            sources.push(SourceSpec::Generator(GeneratorConfig {
+                seed: args.seed,
+                ..GeneratorConfig::default()
+            }));
+        }
+        check_numbers(args)?;
+        let mut seen_files = std::collections::BTreeSet::new();
+        for path in &args.ticks {
+            let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            anyhow::ensure!(
+                seen_files.insert(canonical),
+                "--ticks {}: the same file is given twice; its events would count twice",
+                path.display()
+            );
+        }
+        let mut seen_services = std::collections::BTreeSet::new();
+        for mapping in &args.load {
+            let (service, file) = mapping
+                .split_once('=')
+                .filter(|(service, file)| !service.is_empty() && !file.is_empty())
+                .with_context(|| format!("--load {mapping}: expected SERVICE=FILE"))?;
+            anyhow::ensure!(
+                seen_services.insert(service.to_string()),
+                "--load {mapping}: service `{service}` already takes its load from another trace"
+            );
+            anyhow::ensure!(
+                topology.service(service).is_some(),
+                "--load {mapping}: no service `{service}` in the topology; the services are {}",
+                topology
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            sources.push(SourceSpec::Load {
+                service: service.to_string(),
+                path: file.into(),
+                format: None,
+            });
+        }
+
+        check_kinds(&sources)?;
+        let window = match args.window {
+            Some(window) => {
+                anyhow::ensure!(
+                    window > 0,
+                    "--window {window}: expected a positive number of seconds"
+                );
+                window
+            }
+            None => default_window(&sources)?,
+        };
+        anyhow::ensure!(
+            args.allowed_lateness >= 0,
+            "--allowed-lateness {}: expected zero or more seconds",
+            args.allowed_lateness
+        );
+        let mut config = StageConfig::default();
+        config.features.window_s = window;
+        config.features.allowed_lateness_s = args.allowed_lateness;
+        config.predict.window_s = window;
+        config.decide.decision_interval_s = window;
+        Ok((sources, config))
+    }
 }
 
 /// Refuses a workload trace given as market data, and market data given as a trace.
@@ -250,7 +281,7 @@ fn default_window(sources: &[SourceSpec]) -> anyhow::Result<i64> {
 }
 
 /// Refuses numeric options that cannot mean anything, rather than bending them into range.
-fn check_numbers(args: &RunArgs) -> anyhow::Result<()> {
+fn check_numbers(args: &InputArgs) -> anyhow::Result<()> {
     if let Some(window) = args.window {
         anyhow::ensure!(
             (1..=MAX_WINDOW_S).contains(&window),
@@ -261,15 +292,6 @@ fn check_numbers(args: &RunArgs) -> anyhow::Result<()> {
         (0..=MAX_WINDOW_S).contains(&args.allowed_lateness),
         "--allowed-lateness {}: expected between 0 and {MAX_WINDOW_S} seconds",
         args.allowed_lateness
-    );
-    anyhow::ensure!(
-        args.checkpoint_every >= 1,
-        "--checkpoint-every 0: expected at least one event between checkpoints"
-    );
-    anyhow::ensure!(
-        args.summary_every >= 0,
-        "--summary-every {}: expected zero (no summary) or more seconds",
-        args.summary_every
     );
     Ok(())
 }
