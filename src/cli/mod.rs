@@ -9,6 +9,7 @@ macro_rules! say {
     }};
 }
 
+mod backtest;
 mod consume;
 mod explain;
 mod hpa;
@@ -36,6 +37,8 @@ enum Command {
     Hpa(hpa::HpaArgs),
     /// Prints the chain behind one decision: inputs, answers, bounds, resources and reason.
     Explain(explain::ExplainArgs),
+    /// Replays recorded inputs under several scaling policies and compares them side by side.
+    Backtest(backtest::BacktestArgs),
 }
 
 /// Where the embedded log lives, and which topology to use.
@@ -68,5 +71,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => consume::consume(args),
         Command::Hpa(args) => hpa::hpa(args),
         Command::Explain(args) => explain::explain(args),
+        Command::Backtest(args) => backtest::backtest(args),
     }
 }

@@ -296,7 +296,7 @@ fn check_numbers(args: &InputArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn time(ts_us: i64) -> String {
+pub(super) fn time(ts_us: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(ts_us)
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| ts_us.to_string())
