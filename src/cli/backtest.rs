@@ -46,11 +46,12 @@ pub struct BacktestArgs {
 }
 
 pub fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
-    let replay = plan(&args)?;
+    // Installed first, so that Ctrl-C while the inputs are being opened also stops cleanly.
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
     ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
         .context("failed to install the Ctrl-C handler")?;
+    let replay = plan(&args)?;
 
     let bar = progress_bar();
     let mut on_progress = |p: &backtest::Progress| {
