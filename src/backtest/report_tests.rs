@@ -76,7 +76,13 @@ fn three_windows() -> PolicyTally {
 
 fn figures(partial: bool) -> Report {
     let tallies = vec![("hpa".to_string(), three_windows())];
-    Report::build(RunFacts::default(), vec!["risk".into()], &tallies, 0.5, partial)
+    Report::build(
+        RunFacts::default(),
+        vec!["risk".into()],
+        &tallies,
+        0.5,
+        partial,
+    )
 }
 
 #[test]
