@@ -90,7 +90,7 @@ pub fn replay(
             break;
         }
         state.on_item(replay, item?, &mut progress)?;
-        if progress.events_in % PROGRESS_EVERY == 0 {
+        if progress.events_in.is_multiple_of(PROGRESS_EVERY) {
             on_progress(&progress);
         }
     }

@@ -209,7 +209,7 @@ mod tests {
 
     #[test]
     fn an_unknown_policy_is_refused_with_the_valid_names() {
-        let error = policies(Some("hpa,bogus"), &DecideConfig::default()).unwrap_err();
+        let error = policies(Some("hpa,bogus"), &DecideConfig::default()).expect_err("refused");
         let message = error.to_string();
         assert!(message.contains("`bogus`"), "{message}");
         assert!(message.contains("hpa, keda-lag, holt-winters"), "{message}");
@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn a_policy_named_twice_is_refused() {
-        let error = policies(Some("hpa, HPA"), &DecideConfig::default()).unwrap_err();
+        let error = policies(Some("hpa, HPA"), &DecideConfig::default()).expect_err("refused");
         assert!(matches!(error, Error::DuplicatePolicy { name } if name == "hpa"));
     }
 

@@ -5,13 +5,15 @@
 
 use std::fmt::Write as _;
 
-use super::report::{Report, ServiceFigures};
+use super::report::{PolicyTotals, Report, ServiceFigures};
 
 const LABEL_WIDTH: usize = 26;
 const COLUMN_WIDTH: usize = 13;
 
 /// One row: its label and how to read its cell from a service's figures.
 type Row = (&'static str, fn(&ServiceFigures) -> String);
+/// One row of the totals block.
+type TotalRow = (&'static str, fn(&PolicyTotals) -> String);
 
 const ROWS: [Row; 10] = [
     ("pod-hours", |f| format!("{:.1}", f.pod_hours)),
@@ -74,7 +76,7 @@ fn header(out: &mut String, report: &Report) {
 fn totals(out: &mut String, report: &Report) {
     let _ = writeln!(out, "all services");
     let total = |policy: &String| report.totals.get(policy);
-    let rows: [(&str, fn(&super::report::PolicyTotals) -> String); 4] = [
+    let rows: [TotalRow; 4] = [
         ("pod-hours", |t| format!("{:.1}", t.pod_hours)),
         ("SLO-violation minutes", |t| {
             format!("{:.1}", t.slo_violation_minutes)
