@@ -6,7 +6,8 @@
 //! whose `capacity_per_pod` is in another unit pins at its maximum or minimum. This table gives
 //! each trace a general service whose per-pod capacity is about a fifth of the trace's mean
 //! demand, so the mean needs about five busy pods (seven at the 70 % target) and the peaks of
-//! each trace stay under `max_replicas`.
+//! each trace stay under `max_replicas`. NASA is the exception: its per-second bursts reach 30
+//! times its mean, so its pods are sized for the bursts (0.5 request/s each, up to 60).
 //!
 //! | trace | detected by | capacity per pod | SLO | idle latency | replicas |
 //! | --- | --- | --- | --- | --- | --- |
