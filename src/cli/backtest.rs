@@ -53,7 +53,7 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
         .context("failed to install the Ctrl-C handler")?;
     let replay = plan(&args)?;
 
-    let bar = progress_bar();
+    let bar = progress_bar(args.from_log.is_some());
     let mut on_progress = |p: &backtest::Progress| {
         if let Some(total) = p.total {
             bar.set_length(total);
@@ -83,14 +83,19 @@ pub fn backtest(args: BacktestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn progress_bar() -> indicatif::ProgressBar {
+/// Returns a bar on standard error, hidden when it is not a terminal; a spinner when the
+/// number of events is not known ahead (files are not counted before the replay).
+fn progress_bar(total_known: bool) -> indicatif::ProgressBar {
     if !std::io::stderr().is_terminal() {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(0);
-    let style = indicatif::ProgressStyle::with_template(
-        "{spinner} {human_pos} events ({per_sec}) {wide_bar} event time {msg}",
-    );
+    let template = if total_known {
+        "{spinner} {human_pos}/{human_len} events ({per_sec}) {wide_bar} event time {msg}"
+    } else {
+        "{spinner} {human_pos} events ({per_sec}), event time {msg}"
+    };
+    let style = indicatif::ProgressStyle::with_template(template);
     if let Ok(style) = style {
         bar.set_style(style);
     }
