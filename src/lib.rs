@@ -12,6 +12,7 @@ pub mod data;
 pub mod events;
 pub mod generator;
 pub mod ingest;
+pub mod kafka;
 pub mod load;
 pub mod pipeline;
 pub mod stages;

@@ -14,6 +14,7 @@ mod consume;
 mod explain;
 mod hpa;
 mod run;
+mod run_kafka;
 
 use std::path::PathBuf;
 
@@ -50,6 +51,30 @@ struct StateArgs {
     /// A folder with topics.toml and services.toml [default: the built-in topology]
     #[arg(long, value_name = "DIR")]
     topology: Option<PathBuf>,
+}
+
+/// Where the Kafka cluster is, for the commands that can use one.
+#[derive(Debug, Clone, clap::Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, HOST:PORT[,HOST:PORT…]; without it, the embedded log.
+    #[arg(long, value_name = "HOST:PORT")]
+    brokers: Option<String>,
+    /// A prefix for every topic name on the cluster (NS.market.ticks), so that several
+    /// pipelines can share one cluster.
+    #[arg(long, value_name = "NS", default_value = "", requires = "brokers")]
+    namespace: String,
+}
+
+impl KafkaArgs {
+    /// Returns the cluster settings, when brokers were given.
+    fn settings(&self) -> Option<tickscale::kafka::KafkaSettings> {
+        self.brokers
+            .as_ref()
+            .map(|brokers| tickscale::kafka::KafkaSettings {
+                brokers: brokers.clone(),
+                namespace: self.namespace.clone(),
+            })
+    }
 }
 
 impl StateArgs {

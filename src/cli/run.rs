@@ -14,7 +14,7 @@ const MAX_WINDOW_S: i64 = 86_400;
 use tickscale::pipeline::{self, Progress, Report, RunPlan, SourceSpec, StageConfig, Stages};
 use tickscale::stages::decide::{Policy, Strategy};
 
-use super::StateArgs;
+use super::{KafkaArgs, StateArgs};
 
 /// The inputs of a run and the stage settings they imply, shared by `run` and `backtest`.
 #[derive(Debug, clap::Args)]
@@ -65,6 +65,10 @@ pub struct RunArgs {
     summary_every: i64,
     #[command(flatten)]
     state: StateArgs,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    on_kafka: super::run_kafka::KafkaRunArgs,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -79,6 +83,20 @@ enum PolicyArg {
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let topology = args.state.topology()?;
+    if let Some(settings) = args.kafka.settings() {
+        anyhow::ensure!(
+            args.input.ticks.is_empty() && args.input.load.is_empty(),
+            "--brokers: a Kafka run reads its input from the topics; publish files there first \
+             with `tickscale produce --ticks FILE... --brokers {}`",
+            settings.brokers
+        );
+        check_run_numbers(&args)?;
+        check_numbers(&args.input)?;
+        let window = args.input.window.unwrap_or(DEFAULT_WINDOW_S);
+        let mut config = args.input.stage_config(window)?;
+        decide(&args, &mut config);
+        return super::run_kafka::run(&args.on_kafka, &settings, &topology, &config);
+    }
     let plan = plan(&args, &topology)?;
     // Opening takes the folder's lock and checks that it is a tickscale log, so --fresh can
     // neither wipe a folder of other files nor pull the log from under a running process.
@@ -116,6 +134,29 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Result<RunPlan> {
+    check_run_numbers(args)?;
+    let (sources, mut config) = args.input.plan(topology, true)?;
+    decide(args, &mut config);
+    Ok(RunPlan {
+        sources,
+        config,
+        checkpoint_every: args.checkpoint_every.max(1),
+        summary_every_s: args.summary_every.max(1),
+    })
+}
+
+/// Sets the policy and strategy of `config` from the arguments.
+fn decide(args: &RunArgs, config: &mut StageConfig) {
+    config.decide.policy = match args.policy {
+        PolicyArg::Hpa => Policy::Hpa,
+        PolicyArg::Predictive => Policy::Predictive,
+        PolicyArg::KedaLag => Policy::KedaLag,
+    };
+    config.decide.strategy = args.strategy;
+}
+
+/// Refuses checkpoint and summary spacings that cannot mean anything.
+fn check_run_numbers(args: &RunArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.checkpoint_every >= 1,
         "--checkpoint-every 0: expected at least one event between checkpoints"
@@ -125,19 +166,7 @@ fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Res
         "--summary-every {}: expected zero (no summary) or more seconds",
         args.summary_every
     );
-    let (sources, mut config) = args.input.plan(topology, true)?;
-    config.decide.policy = match args.policy {
-        PolicyArg::Hpa => Policy::Hpa,
-        PolicyArg::Predictive => Policy::Predictive,
-        PolicyArg::KedaLag => Policy::KedaLag,
-    };
-    config.decide.strategy = args.strategy;
-    Ok(RunPlan {
-        sources,
-        config,
-        checkpoint_every: args.checkpoint_every.max(1),
-        summary_every_s: args.summary_every.max(1),
-    })
+    Ok(())
 }
 
 impl InputArgs {
@@ -203,26 +232,30 @@ impl InputArgs {
 
         check_kinds(&sources)?;
         let window = match args.window {
-            Some(window) => {
-                anyhow::ensure!(
-                    window > 0,
-                    "--window {window}: expected a positive number of seconds"
-                );
-                window
-            }
+            Some(window) => window,
             None => default_window(&sources)?,
         };
+        Ok((sources, self.stage_config(window)?))
+    }
+
+    /// Returns the stages' settings for a window of `window` seconds (the decide settings
+    /// are the defaults).
+    pub fn stage_config(&self, window: i64) -> anyhow::Result<StageConfig> {
         anyhow::ensure!(
-            args.allowed_lateness >= 0,
+            window > 0,
+            "--window {window}: expected a positive number of seconds"
+        );
+        anyhow::ensure!(
+            self.allowed_lateness >= 0,
             "--allowed-lateness {}: expected zero or more seconds",
-            args.allowed_lateness
+            self.allowed_lateness
         );
         let mut config = StageConfig::default();
         config.features.window_s = window;
-        config.features.allowed_lateness_s = args.allowed_lateness;
+        config.features.allowed_lateness_s = self.allowed_lateness;
         config.predict.window_s = window;
         config.decide.decision_interval_s = window;
-        Ok((sources, config))
+        Ok(config)
     }
 }
 

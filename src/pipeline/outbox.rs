@@ -77,8 +77,17 @@ routes! {
     DeadLetter => "deadletter", dead_letter;
 }
 
-/// One encoded event: its topic, its partition and its Avro datum.
-pub type Encoded = (&'static str, u32, Vec<u8>);
+/// One encoded event: where it goes, its key and its Avro datum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub topic: &'static str,
+    pub partition: u32,
+    /// The partitioning key (symbol, service, source or market).
+    pub key: Box<str>,
+    /// The event time, µs since the epoch.
+    pub ts_us: i64,
+    pub datum: Vec<u8>,
+}
 
 /// Events waiting for the next checkpoint, encoded, in the order they were produced.
 pub struct Outbox {
@@ -140,8 +149,13 @@ impl Outbox {
         let mut bytes = Vec::with_capacity(64);
         T::codec(&self.codecs).encode(event, &mut bytes)?;
         let partitions = self.partitions.get(T::TOPIC).copied().unwrap_or(1);
-        self.records
-            .push((T::TOPIC, bus::partition_for(event.key(), partitions), bytes));
+        self.records.push(Encoded {
+            topic: T::TOPIC,
+            partition: bus::partition_for(event.key(), partitions),
+            key: event.key().into(),
+            ts_us: event.event_time_us(),
+            datum: bytes,
+        });
         Ok(())
     }
 
@@ -166,8 +180,8 @@ impl Outbox {
 /// # Errors
 /// Fails for a topic or partition the topology does not declare.
 pub fn append_all(records: Vec<Encoded>, tx: &mut Transaction<'_>) -> Result<(), bus::Error> {
-    for (topic, partition, bytes) in records {
-        tx.append_to(topic, partition, bytes)?;
+    for record in records {
+        tx.append_to(record.topic, record.partition, record.datum)?;
     }
     Ok(())
 }

@@ -62,3 +62,32 @@ pub fn fails(args: &[&str]) -> String {
     );
     stderr(&output)
 }
+
+/// Returns the Kafka broker the Kafka tests use (`TICKSCALE_KAFKA_BROKERS`, which
+/// `scripts/test` sets after starting one). Without it the test says on the terminal that it
+/// skips, past the test harness's capture, and returns None; under CI it fails instead.
+pub fn kafka_brokers(test: &str) -> Option<String> {
+    use std::io::Write as _;
+    match std::env::var("TICKSCALE_KAFKA_BROKERS") {
+        Ok(brokers) if !brokers.is_empty() => Some(brokers),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{test}: TICKSCALE_KAFKA_BROKERS is not set under CI; run scripts/test")
+        }
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: TICKSCALE_KAFKA_BROKERS is not set (scripts/test starts a broker \
+                 and sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// Returns a topic namespace no other test run uses, so tests can share one broker.
+pub fn kafka_namespace(test: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{test}-{}-{nanos}", std::process::id())
+}
