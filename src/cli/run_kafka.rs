@@ -40,6 +40,7 @@ pub struct KafkaRunArgs {
     traced: Vec<String>,
     /// With --brokers: input messages between checkpoints.
     #[arg(
+        id = "kafka_checkpoint_every",
         long = "kafka-checkpoint-every",
         default_value_t = 20_000,
         requires = "brokers",
