@@ -6,6 +6,7 @@
 //! logic does no IO; the [`bus`] (the embedded log), [`ingest`] (file readers) and the
 //! [`pipeline`] driver sit at the edges.
 
+pub mod backtest;
 pub mod bus;
 pub mod data;
 pub mod events;

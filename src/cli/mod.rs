@@ -9,6 +9,7 @@ macro_rules! say {
     }};
 }
 
+mod backtest;
 mod consume;
 mod explain;
 mod hpa;
@@ -43,6 +44,8 @@ enum Command {
     Topics(topics::TopicsArgs),
     /// Replays recordings onto Kafka topics, as the market stage would find them.
     Produce(produce::ProduceArgs),
+    /// Replays recorded inputs under several scaling policies and compares them side by side.
+    Backtest(backtest::BacktestArgs),
 }
 
 /// Where the embedded log lives, and which topology to use.
@@ -101,5 +104,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => explain::explain(args),
         Command::Topics(args) => topics::topics(args),
         Command::Produce(args) => produce::produce(args),
+        Command::Backtest(args) => backtest::backtest(args),
     }
 }

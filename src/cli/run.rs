@@ -16,18 +16,35 @@ use tickscale::stages::decide::{Policy, Strategy};
 
 use super::{KafkaArgs, StateArgs};
 
+/// The inputs of a run and the stage settings they imply, shared by `run` and `backtest`.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub struct InputArgs {
     /// Market recordings to run on (trades, quotes, bars, VIX); without any, the built-in
     /// market generator runs.
     #[arg(long, num_args = 1.., value_name = "FILE")]
-    ticks: Vec<PathBuf>,
+    pub ticks: Vec<PathBuf>,
     /// The format of every --ticks file [default: detected from the content]
     #[arg(long, value_name = "FORMAT")]
-    format: Option<Format>,
+    pub format: Option<Format>,
     /// Takes a service's load from a workload trace instead of the market, as SERVICE=FILE.
     #[arg(long, value_name = "SERVICE=FILE")]
-    load: Vec<String>,
+    pub load: Vec<String>,
+    /// Feature window length in seconds, also the decision interval [default: 15, or the bar
+    /// interval when bars are longer]
+    #[arg(long, value_name = "SECONDS")]
+    pub window: Option<i64>,
+    /// Seconds an event may arrive behind the latest one seen and still join its own window.
+    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
+    pub allowed_lateness: i64,
+    /// Seed of the built-in market generator.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    input: InputArgs,
     /// The scaling policy.
     #[arg(long, value_enum, default_value = "predictive")]
     policy: PolicyArg,
@@ -37,16 +54,6 @@ pub struct RunArgs {
     /// of under- against over-provisioning).
     #[arg(long, default_value = "balanced", value_name = "STRATEGY")]
     strategy: Strategy,
-    /// Feature window length in seconds, also the decision interval [default: 15, or the bar
-    /// interval when bars are longer]
-    #[arg(long, value_name = "SECONDS")]
-    window: Option<i64>,
-    /// Seconds an event may arrive behind the latest one seen and still join its own window.
-    #[arg(long, default_value_t = 2, value_name = "SECONDS")]
-    allowed_lateness: i64,
-    /// Seed of the built-in market generator.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
     /// Discards the earlier run held in the state folder (only a tickscale log is ever cleared).
     #[arg(long)]
     fresh: bool,
@@ -78,13 +85,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let topology = args.state.topology()?;
     if let Some(settings) = args.kafka.settings() {
         anyhow::ensure!(
-            args.ticks.is_empty() && args.load.is_empty(),
+            args.input.ticks.is_empty() && args.input.load.is_empty(),
             "--brokers: a Kafka run reads its input from the topics; publish files there first \
              with `tickscale produce --ticks FILE... --brokers {}`",
             settings.brokers
         );
-        check_numbers(&args)?;
-        let config = stage_config(&args, args.window.unwrap_or(DEFAULT_WINDOW_S))?;
+        check_run_numbers(&args)?;
+        check_numbers(&args.input)?;
+        let window = args.input.window.unwrap_or(DEFAULT_WINDOW_S);
+        let mut config = args.input.stage_config(window)?;
+        decide(&args, &mut config);
         return super::run_kafka::run(&args.on_kafka, &settings, &topology, &config);
     }
     let plan = plan(&args, &topology)?;
@@ -124,93 +134,129 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn plan(args: &RunArgs, topology: &tickscale::topology::Topology) -> anyhow::Result<RunPlan> {
-    let mut sources: Vec<SourceSpec> = args
-        .ticks
-        .iter()
-        .map(|path| SourceSpec::Market {
-            path: path.clone(),
-            format: args.format,
-        })
-        .collect();
-    if sources.is_empty() {
-        sources.push(SourceSpec::Generator(GeneratorConfig {
-            seed: args.seed,
-            ..GeneratorConfig::default()
-        }));
-    }
-    check_numbers(args)?;
-    let mut seen_files = std::collections::BTreeSet::new();
-    for path in &args.ticks {
-        let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-        anyhow::ensure!(
-            seen_files.insert(canonical),
-            "--ticks {}: the same file is given twice; its events would count twice",
-            path.display()
-        );
-    }
-    let mut seen_services = std::collections::BTreeSet::new();
-    for mapping in &args.load {
-        let (service, file) = mapping
-            .split_once('=')
-            .filter(|(service, file)| !service.is_empty() && !file.is_empty())
-            .with_context(|| format!("--load {mapping}: expected SERVICE=FILE"))?;
-        anyhow::ensure!(
-            seen_services.insert(service.to_string()),
-            "--load {mapping}: service `{service}` already takes its load from another trace"
-        );
-        anyhow::ensure!(
-            topology.service(service).is_some(),
-            "--load {mapping}: no service `{service}` in the topology; the services are {}",
-            topology
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        sources.push(SourceSpec::Load {
-            service: service.to_string(),
-            path: file.into(),
-            format: None,
-        });
-    }
-
-    check_kinds(&sources)?;
-    let window = match args.window {
-        Some(window) => window,
-        None => default_window(&sources)?,
-    };
+    check_run_numbers(args)?;
+    let (sources, mut config) = args.input.plan(topology, true)?;
+    decide(args, &mut config);
     Ok(RunPlan {
         sources,
-        config: stage_config(args, window)?,
+        config,
         checkpoint_every: args.checkpoint_every.max(1),
         summary_every_s: args.summary_every.max(1),
     })
 }
 
-/// Returns the stages' settings for a window of `window` seconds.
-fn stage_config(args: &RunArgs, window: i64) -> anyhow::Result<StageConfig> {
-    anyhow::ensure!(
-        window > 0,
-        "--window {window}: expected a positive number of seconds"
-    );
-    anyhow::ensure!(
-        args.allowed_lateness >= 0,
-        "--allowed-lateness {}: expected zero or more seconds",
-        args.allowed_lateness
-    );
-    let mut config = StageConfig::default();
-    config.features.window_s = window;
-    config.features.allowed_lateness_s = args.allowed_lateness;
-    config.predict.window_s = window;
-    config.decide.decision_interval_s = window;
+/// Sets the policy and strategy of `config` from the arguments.
+fn decide(args: &RunArgs, config: &mut StageConfig) {
     config.decide.policy = match args.policy {
         PolicyArg::Hpa => Policy::Hpa,
         PolicyArg::Predictive => Policy::Predictive,
         PolicyArg::KedaLag => Policy::KedaLag,
     };
     config.decide.strategy = args.strategy;
-    Ok(config)
+}
+
+/// Refuses checkpoint and summary spacings that cannot mean anything.
+fn check_run_numbers(args: &RunArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.checkpoint_every >= 1,
+        "--checkpoint-every 0: expected at least one event between checkpoints"
+    );
+    anyhow::ensure!(
+        args.summary_every >= 0,
+        "--summary-every {}: expected zero (no summary) or more seconds",
+        args.summary_every
+    );
+    Ok(())
+}
+
+impl InputArgs {
+    /// Returns the sources these arguments name, checked, and the stage settings they imply
+    /// (window and lateness; the decide settings are the defaults). Without `--ticks`, the
+    /// built-in market generator is a source when `generator_when_no_ticks` is set.
+    pub fn plan(
+        &self,
+        topology: &tickscale::topology::Topology,
+        generator_when_no_ticks: bool,
+    ) -> anyhow::Result<(Vec<SourceSpec>, StageConfig)> {
+        let args = self;
+        let mut sources: Vec<SourceSpec> = args
+            .ticks
+            .iter()
+            .map(|path| SourceSpec::Market {
+                path: path.clone(),
+                format: args.format,
+            })
+            .collect();
+        if sources.is_empty() && generator_when_no_ticks {
+            sources.push(SourceSpec::Generator(GeneratorConfig {
+                seed: args.seed,
+                ..GeneratorConfig::default()
+            }));
+        }
+        check_numbers(args)?;
+        let mut seen_files = std::collections::BTreeSet::new();
+        for path in &args.ticks {
+            let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+            anyhow::ensure!(
+                seen_files.insert(canonical),
+                "--ticks {}: the same file is given twice; its events would count twice",
+                path.display()
+            );
+        }
+        let mut seen_services = std::collections::BTreeSet::new();
+        for mapping in &args.load {
+            let (service, file) = mapping
+                .split_once('=')
+                .filter(|(service, file)| !service.is_empty() && !file.is_empty())
+                .with_context(|| format!("--load {mapping}: expected SERVICE=FILE"))?;
+            anyhow::ensure!(
+                seen_services.insert(service.to_string()),
+                "--load {mapping}: service `{service}` already takes its load from another trace"
+            );
+            anyhow::ensure!(
+                topology.service(service).is_some(),
+                "--load {mapping}: no service `{service}` in the topology; the services are {}",
+                topology
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            sources.push(SourceSpec::Load {
+                service: service.to_string(),
+                path: file.into(),
+                format: None,
+            });
+        }
+
+        check_kinds(&sources)?;
+        let window = match args.window {
+            Some(window) => window,
+            None => default_window(&sources)?,
+        };
+        Ok((sources, self.stage_config(window)?))
+    }
+
+    /// Returns the stages' settings for a window of `window` seconds (the decide settings
+    /// are the defaults).
+    pub fn stage_config(&self, window: i64) -> anyhow::Result<StageConfig> {
+        anyhow::ensure!(
+            window > 0,
+            "--window {window}: expected a positive number of seconds"
+        );
+        anyhow::ensure!(
+            self.allowed_lateness >= 0,
+            "--allowed-lateness {}: expected zero or more seconds",
+            self.allowed_lateness
+        );
+        let mut config = StageConfig::default();
+        config.features.window_s = window;
+        config.features.allowed_lateness_s = self.allowed_lateness;
+        config.predict.window_s = window;
+        config.decide.decision_interval_s = window;
+        Ok(config)
+    }
 }
 
 /// Refuses a workload trace given as market data, and market data given as a trace.
@@ -268,7 +314,7 @@ fn default_window(sources: &[SourceSpec]) -> anyhow::Result<i64> {
 }
 
 /// Refuses numeric options that cannot mean anything, rather than bending them into range.
-fn check_numbers(args: &RunArgs) -> anyhow::Result<()> {
+fn check_numbers(args: &InputArgs) -> anyhow::Result<()> {
     if let Some(window) = args.window {
         anyhow::ensure!(
             (1..=MAX_WINDOW_S).contains(&window),
@@ -280,19 +326,10 @@ fn check_numbers(args: &RunArgs) -> anyhow::Result<()> {
         "--allowed-lateness {}: expected between 0 and {MAX_WINDOW_S} seconds",
         args.allowed_lateness
     );
-    anyhow::ensure!(
-        args.checkpoint_every >= 1,
-        "--checkpoint-every 0: expected at least one event between checkpoints"
-    );
-    anyhow::ensure!(
-        args.summary_every >= 0,
-        "--summary-every {}: expected zero (no summary) or more seconds",
-        args.summary_every
-    );
     Ok(())
 }
 
-fn time(ts_us: i64) -> String {
+pub(super) fn time(ts_us: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(ts_us)
         .map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string())
         .unwrap_or_else(|| ts_us.to_string())

@@ -11,7 +11,7 @@ mod run;
 mod sources;
 mod stages;
 
-pub use outbox::{append_all, Codecs, Encoded, Outbox, Routed};
+pub use outbox::{append_all, Codecs, Emitted, Encoded, Outbox, Routed};
 pub use run::{run, Progress, Report, RunPlan};
 pub use sources::{Item, MergedSources, SourceSpec};
 pub use stages::{Counters, MarketStage, ServiceStage, StageConfig, Stages};

@@ -4,6 +4,10 @@
 //! its topic's partition; the encoded records then travel to the log with the next checkpoint.
 //! Encoding early keeps the waiting events small (a trade is about 30 bytes encoded) and leaves
 //! the thread that writes the log nothing but writing.
+//!
+//! An outbox made with [`Outbox::collecting`] encodes nothing: it keeps the typed events as
+//! [`Emitted`] values, in the same order, for a driver that reads them back at once (the
+//! backtest) and has no log to write.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +23,9 @@ pub trait Routed: Event {
 
     /// Returns this type's codec.
     fn codec(codecs: &Codecs) -> &Codec<Self>;
+
+    /// Returns a copy of `event` as an [`Emitted`] value, for a collecting outbox.
+    fn emitted(event: &Self) -> Emitted;
 }
 
 macro_rules! routes {
@@ -34,6 +41,12 @@ macro_rules! routes {
             }
         }
 
+        /// One typed event as the stages produced it, kept by a collecting outbox.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Emitted {
+            $($ty(crate::events::$ty),)*
+        }
+
         $(impl Routed for crate::events::$ty {
             const TOPIC: &'static str = $topic;
 
@@ -41,6 +54,9 @@ macro_rules! routes {
                 &codecs.$field
             }
 
+            fn emitted(event: &Self) -> Emitted {
+                Emitted::$ty(event.clone())
+            }
         })*
     };
 }
@@ -78,6 +94,8 @@ pub struct Outbox {
     codecs: Codecs,
     partitions: BTreeMap<&'static str, u32>,
     records: Vec<Encoded>,
+    /// Typed events, when the outbox collects instead of encoding.
+    collected: Option<Vec<Emitted>>,
 }
 
 impl Outbox {
@@ -95,7 +113,28 @@ impl Outbox {
             codecs: Codecs::default(),
             partitions,
             records: Vec::new(),
+            collected: None,
         }
+    }
+
+    /// Returns an empty outbox that encodes nothing and keeps every event pushed as an
+    /// [`Emitted`] value, for [`Outbox::take_collected`].
+    pub fn collecting() -> Self {
+        Self {
+            codecs: Codecs::default(),
+            partitions: BTreeMap::new(),
+            records: Vec::new(),
+            collected: Some(Vec::new()),
+        }
+    }
+
+    /// Takes every typed event a collecting outbox holds, in the order pushed, leaving it empty.
+    /// Returns nothing for an encoding outbox.
+    pub fn take_collected(&mut self) -> Vec<Emitted> {
+        self.collected
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Encodes `event` for its topic's partition and queues it.
@@ -103,6 +142,10 @@ impl Outbox {
     /// # Errors
     /// Fails only when a value does not fit its own schema, which is a bug.
     pub fn push<T: Routed>(&mut self, event: &T) -> Result<(), Error> {
+        if let Some(collected) = &mut self.collected {
+            collected.push(T::emitted(event));
+            return Ok(());
+        }
         let mut bytes = Vec::with_capacity(64);
         T::codec(&self.codecs).encode(event, &mut bytes)?;
         let partitions = self.partitions.get(T::TOPIC).copied().unwrap_or(1);
@@ -118,12 +161,12 @@ impl Outbox {
 
     /// Returns how many events wait.
     pub fn len(&self) -> usize {
-        self.records.len()
+        self.records.len() + self.collected.as_ref().map_or(0, Vec::len)
     }
 
     /// Returns true when nothing waits.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// Takes every waiting record, leaving the outbox empty.
@@ -160,5 +203,28 @@ mod tests {
         }
         crate::for_each_event!(route_of);
         assert_eq!(routes, crate::topology::REQUIRED_TOPICS);
+    }
+
+    #[test]
+    fn a_collecting_outbox_keeps_typed_events_in_order_and_encodes_nothing() {
+        use super::{Emitted, Outbox};
+        use crate::events::FeatureVector;
+        let first = FeatureVector::for_load("risk", 0, 15, 10.0);
+        let second = FeatureVector::for_load("risk", 1, 15, 20.0);
+        let mut out = Outbox::collecting();
+        out.push(&first).expect("push");
+        out.push(&second).expect("push");
+
+        assert_eq!(out.len(), 2);
+        assert!(out.take().is_empty());
+        let collected = out.take_collected();
+        assert_eq!(
+            collected,
+            vec![
+                Emitted::FeatureVector(first),
+                Emitted::FeatureVector(second)
+            ]
+        );
+        assert!(out.is_empty());
     }
 }
