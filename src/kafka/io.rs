@@ -228,6 +228,9 @@ pub(crate) fn consumer<C: ConsumerContext>(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
+        // A member that died hands its partitions over after this long.
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "1000")
         .set("auto.offset.reset", "earliest")
         .set("fetch.message.max.bytes", "16000000")
         .create_with_context(context)?)

@@ -35,7 +35,8 @@ const INPUTS: [&str; 5] = [
     PodMetrics::TOPIC,
 ];
 
-/// Queued messages beyond which a partition's fetching pauses.
+/// Queued messages beyond which a topic's consumer is not polled (unless one of its partitions
+/// has nothing queued and is not at its end).
 const QUEUE_LIMIT: usize = 50_000;
 
 /// The market stage's snapshot.
@@ -55,9 +56,13 @@ struct Snapshot {
 struct Lane {
     topic: usize,
     partition: i32,
+    /// The first offset not covered by the snapshot; earlier messages are skipped. A resumed
+    /// stage reads each partition from its start rather than seeking there, because a broker
+    /// may answer a fetch that starts inside a record batch with the batches after it only
+    /// (tansu 0.6 does), which would lose the rest of that batch.
+    resume_at: i64,
     queue: VecDeque<(i64, i64, SourceEvent)>,
     at_end: bool,
-    paused: bool,
 }
 
 /// What the market stage did.
@@ -118,6 +123,7 @@ pub fn run(plan: &StagePlan<'_>) -> Result<MarketReport, Error> {
         },
     };
     let resumed = !state.offsets.is_empty();
+    tracing::debug!(events = state.stage.counters.events_in, offsets = ?state.offsets, resumed, "Market stage starts.");
     if state.done && !plan.follow {
         return Ok(MarketReport {
             already_complete: true,
@@ -203,6 +209,9 @@ impl Work {
             consumers, lanes, ..
         } = &mut self.inputs;
         for (topic, consumer) in consumers.iter().enumerate() {
+            if !worth_polling(lanes, topic) {
+                continue;
+            }
             for _ in 0..10_000 {
                 let message = match consumer.poll(Duration::ZERO) {
                     None => break,
@@ -220,6 +229,9 @@ impl Work {
                 let payload = message.payload().unwrap_or_default();
                 let lane = lane_mut(lanes, topic, message.partition());
                 lane.at_end = false;
+                if message.offset() < lane.resume_at {
+                    continue;
+                }
                 match io::decode_source(INPUTS[topic], payload, &self.framings, &self.codecs) {
                     Ok(event) => {
                         let ts = event_time(&event);
@@ -238,7 +250,6 @@ impl Work {
                 }
             }
         }
-        self.inputs.pause_full()?;
         Ok(fetched)
     }
 
@@ -263,6 +274,7 @@ impl Work {
         self.since_checkpoint = 0;
         tracing::debug!(
             events = state.stage.counters.events_in,
+            offsets = ?state.offsets,
             "Market stage checkpoint."
         );
         Ok(())
@@ -277,6 +289,14 @@ fn event_time(event: &SourceEvent) -> i64 {
         SourceEvent::Context(c) => c.ts_us,
         SourceEvent::Workload(m) => m.ts_us,
     }
+}
+
+/// Returns true unless one of `topic`'s lanes holds a long queue while none of them is waiting
+/// for data: a bound on memory that cannot stall the merge.
+fn worth_polling(lanes: &[Lane], topic: usize) -> bool {
+    let mut lanes = lanes.iter().filter(|l| l.topic == topic);
+    let waiting = lanes.clone().any(|l| l.queue.is_empty() && !l.at_end);
+    waiting || lanes.all(|l| l.queue.len() < QUEUE_LIMIT)
 }
 
 fn lane_mut(lanes: &mut [Lane], topic: usize, partition: i32) -> &mut Lane {
@@ -307,17 +327,19 @@ impl Inputs {
             let partitions = io::partitions(&consumer, settings, &topic)?;
             let mut assignment = TopicPartitionList::new();
             for partition in 0..partitions as i32 {
-                let from = offsets
+                let resume_at = offsets
                     .get(index)
                     .and_then(|o| o.get(partition as usize))
-                    .map_or(Offset::Beginning, |o| Offset::Offset(*o));
-                assignment.add_partition_offset(&topic, partition, from)?;
+                    .copied()
+                    .unwrap_or(0);
+                // Read from the start and skip up to the snapshot: see `Lane::resume_at`.
+                assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
                 lanes.push(Lane {
                     topic: index,
                     partition,
+                    resume_at,
                     queue: VecDeque::new(),
                     at_end: false,
-                    paused: false,
                 });
             }
             consumer.assign(&assignment)?;
@@ -366,25 +388,6 @@ impl Inputs {
 
     fn all_caught_up(&self) -> bool {
         self.lanes.iter().all(|l| l.at_end && l.queue.is_empty())
-    }
-
-    /// Pauses fetching for lanes with a long queue and resumes the ones drained.
-    fn pause_full(&mut self) -> Result<(), Error> {
-        for lane in &mut self.lanes {
-            let full = lane.queue.len() >= QUEUE_LIMIT;
-            if full == lane.paused {
-                continue;
-            }
-            let mut list = TopicPartitionList::new();
-            list.add_partition(&self.settings.topic(INPUTS[lane.topic]), lane.partition);
-            let consumer = &self.consumers[lane.topic];
-            match full {
-                true => consumer.pause(&list)?,
-                false => consumer.resume(&list)?,
-            }
-            lane.paused = full;
-        }
-        Ok(())
     }
 
     /// Commits `offsets` to the group, so lag tools see the market stage's progress.

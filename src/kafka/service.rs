@@ -3,10 +3,12 @@
 //!
 //! Services are the partitioning key of `features`, so each service's windows arrive in order
 //! on one partition, and the processes of a group split the services between them. Each
-//! partition's stage state is a snapshot on the state topic, with the next offset it covers;
-//! committed offsets never pass it. On every rebalance a process drops the stages of the
-//! partitions it lost; a partition it gets (again) is loaded from its newest snapshot, and
-//! messages before the snapshot's offset are skipped.
+//! partition's stage state is a snapshot on the state topic, with the next offset it covers.
+//! On every rebalance a process drops the stages of the partitions it lost; a partition it gets
+//! (again) is loaded from its newest snapshot, and messages before the snapshot's offset are
+//! skipped. The group commits no offsets: the snapshots are the positions, and a partition is
+//! always read from its start, because a broker may answer a fetch that starts inside a record
+//! batch with the batches after it only (tansu 0.6 does), which would lose the rest of it.
 //!
 //! Duplicates: a feature vector for a window its service has already passed (the market stage
 //! produced it twice, after a restart) is skipped. What this stage produced after its newest
@@ -16,10 +18,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedMessage;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::events::FeatureVector;
@@ -33,9 +35,6 @@ use super::{market, snapshot, Error, Framings};
 const IDLE_BEFORE_CHECK: Duration = Duration::from_millis(300);
 /// How often a finished-looking run asks whether the market stage is done.
 const DONE_CHECK_EVERY: Duration = Duration::from_secs(1);
-/// A process that the group has given no partition for this long, once the market stage is
-/// done, has nothing to do.
-const NO_ASSIGNMENT: Duration = Duration::from_secs(15);
 
 /// One partition's snapshot.
 #[derive(Serialize, Deserialize)]
@@ -75,10 +74,9 @@ pub fn run(plan: &StagePlan<'_>) -> Result<ServiceReport, Error> {
     let topic = plan.settings.topic(FeatureVector::TOPIC);
     let group = format!("{}.service", plan.group);
     let consumer = io::consumer(plan.settings, &group, RebalanceLog::default())?;
-    io::partitions(&consumer, plan.settings, &topic)?;
+    let partitions = io::partitions(&consumer, plan.settings, &topic)?;
     consumer.subscribe(&[&topic])?;
     let mut work = Work {
-        topic,
         consumer,
         output: Output::new(plan.settings)?,
         outbox: Outbox::new(plan.topology),
@@ -89,6 +87,7 @@ pub fn run(plan: &StagePlan<'_>) -> Result<ServiceReport, Error> {
         assigned: BTreeSet::new(),
         since_checkpoint: 0,
         report: ServiceReport::default(),
+        partitions,
         fingerprint: fingerprint(plan),
     };
     work.drive(plan)?;
@@ -101,7 +100,6 @@ struct Slot {
 }
 
 struct Work {
-    topic: String,
     consumer: BaseConsumer<RebalanceLog>,
     output: Output,
     outbox: Outbox,
@@ -113,12 +111,13 @@ struct Work {
     assigned: BTreeSet<i32>,
     since_checkpoint: u64,
     report: ServiceReport,
+    /// How many partitions `features` has.
+    partitions: u32,
     fingerprint: String,
 }
 
 impl Work {
     fn drive(&mut self, plan: &StagePlan<'_>) -> Result<(), Error> {
-        let started = Instant::now();
         let mut last_input = Instant::now();
         let mut last_done_check: Option<Instant> = None;
         loop {
@@ -153,24 +152,24 @@ impl Work {
             let Some(ends) = market::finished_ends(plan)? else {
                 continue;
             };
-            let unassigned_for_long = self.assigned.is_empty() && started.elapsed() > NO_ASSIGNMENT;
-            if unassigned_for_long || (!self.assigned.is_empty() && self.read_all(plan, &ends)?) {
+            if self.read_all(plan, &ends)? {
                 return self.checkpoint(plan);
             }
         }
     }
 
-    /// Returns true when every assigned partition has been processed up to `ends`, what the
-    /// finished market stage wrote.
+    /// Returns true when every partition, this process's or another's, has been processed up
+    /// to `ends`, what the finished market stage wrote. A process leaves only then, so that a
+    /// partition held by a member that died is taken over once the group notices.
     fn read_all(&self, plan: &StagePlan<'_>, ends: &BTreeMap<i32, i64>) -> Result<bool, Error> {
-        for partition in &self.assigned {
-            let end = ends.get(partition).copied().unwrap_or(0);
-            let position = match (self.slots.get(partition), self.stored.get(partition)) {
+        let prefix = format!("service/{}/", plan.group);
+        let stored = snapshot::load(plan.settings, &prefix)?;
+        for partition in 0..self.partitions as i32 {
+            let end = ends.get(&partition).copied().unwrap_or(0);
+            let key = key(&plan.group, partition);
+            let position = match (self.slots.get(&partition), stored.get(&key)) {
                 (Some(slot), _) => slot.state.next_offset,
-                (None, Some(bytes)) => {
-                    let key = key(&plan.group, *partition);
-                    snapshot::decode::<Snapshot>(&key, bytes)?.next_offset
-                }
+                (None, Some(bytes)) => snapshot::decode::<Snapshot>(&key, bytes)?.next_offset,
                 (None, None) => 0,
             };
             if position < end {
@@ -279,12 +278,10 @@ impl Work {
         Ok(())
     }
 
-    /// Sends the outbox and waits for it, then saves the changed partitions' snapshots, then
-    /// commits their offsets.
+    /// Sends the outbox and waits for it, then saves the changed partitions' snapshots.
     fn checkpoint(&mut self, plan: &StagePlan<'_>) -> Result<(), Error> {
         self.output.send_all(self.outbox.take())?;
         self.output.flush()?;
-        let mut offsets = TopicPartitionList::new();
         for (partition, slot) in &mut self.slots {
             if !slot.dirty {
                 continue;
@@ -292,20 +289,9 @@ impl Work {
             let key = key(&plan.group, *partition);
             let bytes = snapshot::encode(&key, &slot.state)?;
             snapshot::save(&self.output, plan.settings, &key, &bytes)?;
-            offsets.add_partition_offset(
-                &self.topic,
-                *partition,
-                Offset::Offset(slot.state.next_offset),
-            )?;
             slot.dirty = false;
         }
         self.output.flush()?;
-        if offsets.count() > 0 {
-            if let Err(error) = self.consumer.commit(&offsets, CommitMode::Sync) {
-                // The snapshots hold the positions; a lost commit only means more to skip.
-                tracing::warn!(%error, "Offset commit failed after a checkpoint.");
-            }
-        }
         self.since_checkpoint = 0;
         Ok(())
     }
