@@ -20,6 +20,7 @@ fn cluster(test: &str) -> Option<KafkaSettings> {
     let settings = KafkaSettings {
         brokers,
         namespace: kafka_namespace(test),
+        schema_registry: None,
     };
     let topology = Topology::builtin().expect("builtin topology");
     tickscale::kafka::admin::create_topics(&settings, &topology).expect("create topics");
@@ -74,6 +75,7 @@ fn topics_create_twice_reports_existing_topics_and_one_created_with_other_partit
     let settings = KafkaSettings {
         brokers,
         namespace: kafka_namespace("topics"),
+        schema_registry: None,
     };
     // market.bars exists beforehand with 1 partition; the topology declares 3.
     let mut other = Topology::builtin().expect("builtin topology");
@@ -338,6 +340,7 @@ fn produce_waits_for_a_broker_that_starts_late_and_delivers_everything_in_order(
     let settings = KafkaSettings {
         brokers: format!("127.0.0.1:{port}"),
         namespace: kafka_namespace("late"),
+        schema_registry: None,
     };
     let trades = data("market/tardis_trades.csv");
     let produce = tickscale()

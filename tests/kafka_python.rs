@@ -162,6 +162,7 @@ fn python_reads_back_every_decision_tickscale_produced_once_each() {
     let settings = KafkaSettings {
         brokers: brokers.clone(),
         namespace: kafka_namespace("python-decisions"),
+        schema_registry: None,
     };
     create_decision_topic(&settings);
     // The fourth decision goes out twice, as after a stage restarted from its snapshot.
@@ -222,6 +223,7 @@ fn python_reads_registry_framed_decisions_only_when_given_the_registry() {
     let settings = KafkaSettings {
         brokers: brokers.clone(),
         namespace: kafka_namespace("python-registry"),
+        schema_registry: None,
     };
     create_decision_topic(&settings);
     let mut framings = Framings::single_object();
@@ -280,6 +282,7 @@ fn python_reads_decisions_framed_with_the_ids_a_real_registry_gave() {
     let settings = KafkaSettings {
         brokers: brokers.clone(),
         namespace: kafka_namespace("python-real-registry"),
+        schema_registry: None,
     };
     create_decision_topic(&settings);
     let framings = tickscale::kafka::registry::framings(&registry, &settings).expect("registers");

@@ -25,6 +25,7 @@ fn setup(brokers: &str, test: &str, file: &Path) -> KafkaSettings {
     KafkaSettings {
         brokers: brokers.to_string(),
         namespace,
+        schema_registry: None,
     }
 }
 

@@ -69,6 +69,10 @@ struct KafkaArgs {
     /// pipelines can share one cluster.
     #[arg(long, value_name = "NS", default_value = "", requires = "brokers")]
     namespace: String,
+    /// A Confluent-compatible schema registry: events are then written with its framing
+    /// (magic byte and schema id) under schemas registered there, and read in either framing.
+    #[arg(long, value_name = "URL", requires = "brokers")]
+    schema_registry: Option<String>,
 }
 
 impl KafkaArgs {
@@ -79,6 +83,7 @@ impl KafkaArgs {
             .map(|brokers| tickscale::kafka::KafkaSettings {
                 brokers: brokers.clone(),
                 namespace: self.namespace.clone(),
+                schema_registry: self.schema_registry.clone(),
             })
     }
 }

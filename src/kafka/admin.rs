@@ -308,6 +308,7 @@ mod tests {
         let settings = KafkaSettings {
             brokers: "b:9092".into(),
             namespace: "ns".into(),
+            schema_registry: None,
         };
         let topology = Topology::builtin().expect("builtin topology");
         let all = declarations(&settings, &topology);

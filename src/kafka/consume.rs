@@ -32,7 +32,7 @@ use crate::events::Codec;
 use crate::pipeline::Routed;
 
 use super::produce::EVENT_ID_HEADER;
-use super::{Framing, Framings, KafkaSettings};
+use super::{Framing, KafkaSettings};
 
 /// How long to wait for the cluster's metadata and committed offsets.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,6 +51,8 @@ pub enum Error {
     MissingTopic { topic: String, brokers: String },
     #[error("failed to write the events")]
     Output(#[source] std::io::Error),
+    #[error(transparent)]
+    Bus(#[from] super::Error),
     #[error("{topic} partition {partition} offset {offset}: {reason}")]
     Undecodable {
         topic: String,
@@ -177,7 +179,7 @@ pub fn consume<T: Routed>(
 ) -> Result<ConsumeReport, Error> {
     let name = settings.topic(topic);
     let (consumer, partitions) = open(settings, &name, options)?;
-    let framings = Framings::single_object();
+    let framings = settings.framings()?;
     let mut reader = Reader {
         name: &name,
         framing: framings.of::<T>(),

@@ -113,7 +113,7 @@ impl Output {
         Ok(Self {
             producer,
             settings: settings.clone(),
-            framings: Framings::single_object(),
+            framings: settings.framings()?,
             topics,
         })
     }

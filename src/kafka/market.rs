@@ -140,7 +140,7 @@ pub fn run(plan: &StagePlan<'_>) -> Result<MarketReport, Error> {
         inputs,
         output,
         outbox: Outbox::new(plan.topology),
-        framings: Framings::single_object(),
+        framings: plan.settings.framings()?,
         codecs: Codecs::default(),
         since_checkpoint: 0,
     };

@@ -46,6 +46,8 @@ pub enum Error {
     MissingTopic { topic: String, brokers: String },
     #[error("timed out after {seconds} s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
+    #[error(transparent)]
+    Registry(#[from] registry::Error),
     #[error("the {0} panicked")]
     Panicked(&'static str),
     #[error("the broker refused a message: {0}")]
@@ -65,6 +67,9 @@ pub struct KafkaSettings {
     /// A prefix for every topic name (`NS.market.ticks`), so several pipelines can share a
     /// cluster; empty for none.
     pub namespace: String,
+    /// A Confluent-compatible schema registry: when set, events are written with registry
+    /// framing under ids registered there, and read in either framing.
+    pub schema_registry: Option<String>,
 }
 
 impl KafkaSettings {
@@ -73,6 +78,19 @@ impl KafkaSettings {
         Self {
             brokers: brokers.to_string(),
             namespace: String::new(),
+            schema_registry: None,
+        }
+    }
+
+    /// Returns the framing of every event type: registry framing when a registry is set (each
+    /// schema registered there first), single-object encoding otherwise.
+    ///
+    /// # Errors
+    /// Fails when the registry cannot be reached or refuses a schema.
+    pub fn framings(&self) -> Result<Framings, Error> {
+        match &self.schema_registry {
+            Some(url) => Ok(registry::framings(url, self)?),
+            None => Ok(Framings::single_object()),
         }
     }
 

@@ -73,6 +73,8 @@ pub enum Error {
     MissingTopic { topic: String, brokers: String },
     #[error("unknown speed `{0}`: expected max, realtime or a factor such as 10x")]
     Speed(String),
+    #[error(transparent)]
+    Bus(#[from] super::Error),
 }
 
 /// How fast to replay, relative to the input's event time.
@@ -306,7 +308,7 @@ impl<'a> Sender<'a> {
         Ok(Self {
             producer,
             settings: settings.clone(),
-            framings: Framings::single_object(),
+            framings: settings.framings()?,
             names: BTreeMap::new(),
             per_topic: BTreeMap::new(),
             sent: 0,

@@ -517,6 +517,7 @@ mod tests {
         let settings = KafkaSettings {
             brokers: "unused:9092".into(),
             namespace: "ns".into(),
+            schema_registry: None,
         };
         let framings = framings(&format!("{url}/"), &settings).expect("registers");
 

@@ -80,7 +80,7 @@ pub fn run(plan: &StagePlan<'_>) -> Result<ServiceReport, Error> {
         consumer,
         output: Output::new(plan.settings)?,
         outbox: Outbox::new(plan.topology),
-        framings: Framings::single_object(),
+        framings: plan.settings.framings()?,
         codecs: Codecs::default(),
         slots: BTreeMap::new(),
         stored: BTreeMap::new(),
