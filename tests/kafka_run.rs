@@ -268,3 +268,44 @@ fn a_kafka_run_refuses_input_files_and_topics_that_do_not_exist() {
     let error = fails(&["run", "--brokers", &brokers, "--namespace", &namespace]);
     assert!(error.contains("topics create"), "{error}");
 }
+
+/// Runs `backtest` with `extra` arguments and returns its JSON report.
+fn backtest_json(extra: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let json = dir.path().join("report.json");
+    let json_arg = json.to_str().expect("utf-8");
+    let base = ["backtest", "--policy", "hpa,balanced", "--json", json_arg];
+    ok(&[&base[..], extra].concat());
+    serde_json::from_str(&std::fs::read_to_string(&json).expect("read")).expect("json")
+}
+
+#[test]
+fn a_backtest_of_the_kafka_topics_gives_the_figures_of_the_same_file() {
+    let Some(brokers) = kafka_brokers("kafka_run::backtest") else {
+        return;
+    };
+    let file = data(SPY);
+    let settings = setup(&brokers, "backtest", &file);
+    let kafka = [
+        "--brokers",
+        brokers.as_str(),
+        "--namespace",
+        &settings.namespace,
+    ];
+    let from_kafka = backtest_json(&kafka);
+    let from_file = backtest_json(&["--ticks", file.to_str().expect("utf-8")]);
+    assert_eq!(from_kafka["events_in"], 250_601);
+    assert_eq!(from_kafka["results"], from_file["results"]);
+
+    // The SPY day starts at 13:30 UTC; from 19:00 on, only the last hour is replayed.
+    let late = backtest_json(&[&kafka[..], &["--since", "2013-10-07T19:00:00Z"]].concat());
+    let late_events = late["events_in"].as_u64().expect("events_in");
+    assert!(
+        late_events > 0 && late_events < 250_601 / 2,
+        "from 19:00 on: {late_events} events"
+    );
+    assert_ne!(late["results"], from_file["results"]);
+
+    let error = fails(&[&["backtest", "--since", "yesterday"], &kafka[..]].concat());
+    assert!(error.contains("RFC 3339"), "{error}");
+}

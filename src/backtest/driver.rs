@@ -18,6 +18,7 @@ use crate::topology::Topology;
 use super::log_input::LogEvents;
 use super::report::{PolicyTally, Report, RunFacts};
 use super::{stage_configs, Error, Input, PolicyChoice};
+use crate::kafka::market::TopicEvents;
 
 /// Input events between two progress calls.
 const PROGRESS_EVERY: u64 = 16_384;
@@ -48,7 +49,14 @@ pub struct Progress {
     pub event_time_us: Option<i64>,
 }
 
-type Events = Box<dyn Iterator<Item = Result<Item, Error>>>;
+/// One step of the input: an item as the files and logs give it, or a message from Kafka that
+/// did not decode (already a dead letter with its topic, partition and offset).
+enum Step {
+    Item(Item),
+    Letter(DeadLetter),
+}
+
+type Events = Box<dyn Iterator<Item = Result<Step, Error>>>;
 
 /// Replays `replay`, calling `on_progress` every few thousand events, until its input ends or
 /// `stop` is set.
@@ -89,7 +97,13 @@ pub fn replay(
             partial = true;
             break;
         }
-        state.on_item(replay, item?, &mut progress)?;
+        match item? {
+            Step::Item(item) => state.on_item(replay, item, &mut progress)?,
+            Step::Letter(letter) => {
+                progress.events_in += 1;
+                state.on_letter(&letter)?;
+            }
+        }
         if progress.events_in.is_multiple_of(PROGRESS_EVERY) {
             on_progress(&progress);
         }
@@ -107,12 +121,22 @@ fn open(replay: &Replay) -> Result<(Events, Option<u64>), Error> {
     match &replay.input {
         Input::Files(specs) => {
             let sources = MergedSources::open(specs, &vec![0; specs.len()])?;
-            Ok((Box::new(sources.map(Ok)), None))
+            Ok((Box::new(sources.map(|item| Ok(Step::Item(item)))), None))
         }
         Input::Log(dir) => {
             let events = LogEvents::open(dir, &replay.topology.topics)?;
             let total = events.total();
-            Ok((Box::new(events.map(|e| e.map(Item::Event))), Some(total)))
+            let steps = events.map(|e| e.map(|event| Step::Item(Item::Event(event))));
+            Ok((Box::new(steps), Some(total)))
+        }
+        Input::Kafka { settings, since_us } => {
+            let since_us = since_us.unwrap_or(i64::MIN);
+            let steps = TopicEvents::open(settings)?.filter_map(move |next| match next {
+                Ok(event) if event.ts_us() < since_us => None,
+                Ok(event) => Some(Ok(Step::Item(Item::Event(event)))),
+                Err(letter) => Some(Ok(Step::Letter(letter))),
+            });
+            Ok((Box::new(steps), None))
         }
     }
 }
@@ -153,9 +177,7 @@ impl State {
                     reason: error.reason,
                     payload: error.raw,
                 };
-                self.market.on_dead_letter(&letter, &mut self.market_out)?;
-                self.market_out.take_collected();
-                return Ok(());
+                return self.on_letter(&letter);
             }
         };
         if !matches!(event, SourceEvent::Context(_)) {
@@ -165,6 +187,13 @@ impl State {
         // The market stage's own events (feature vectors, regimes) are not part of the report.
         self.market_out.take_collected();
         self.on_features(&features)
+    }
+
+    /// Counts an input that could not be read as a dead letter; the replay goes on.
+    fn on_letter(&mut self, letter: &DeadLetter) -> Result<(), Error> {
+        self.market.on_dead_letter(letter, &mut self.market_out)?;
+        self.market_out.take_collected();
+        Ok(())
     }
 
     /// Runs each feature vector through every policy's service stage and tallies what it
@@ -222,5 +251,6 @@ fn source_name(replay: &Replay, source: usize) -> String {
     match &replay.input {
         Input::Files(specs) => specs.get(source).map_or_else(String::new, |s| s.name()),
         Input::Log(dir) => dir.display().to_string(),
+        Input::Kafka { settings, .. } => settings.brokers.clone(),
     }
 }

@@ -2,7 +2,8 @@
 //! policies at once, against the simulated cluster, with a report that compares them.
 //!
 //! **Consumes** an [`Input`]: market files and workload traces merged in event-time order (as
-//! `run` reads them), or the input topics of a state folder that `tickscale run` wrote.
+//! `run` reads them), the input topics of a state folder that `tickscale run` wrote, or the
+//! input topics of a Kafka namespace.
 //! **Produces** a [`Report`] ([`report`]), shown as a table ([`table`]), JSON and HTML
 //! ([`html`]). **Keeps** one [`MarketStage`](crate::pipeline::MarketStage) and, per policy, one
 //! [`ServiceStage`](crate::pipeline::ServiceStage) fed the same feature vectors, plus the
@@ -80,6 +81,8 @@ pub enum Error {
     },
     #[error("failed to draw a plot: {0}")]
     Plot(String),
+    #[error("failed to read the Kafka topics")]
+    Kafka(#[from] crate::kafka::Error),
     #[error("no state folder at {0}")]
     NoLog(PathBuf),
 }
@@ -91,8 +94,13 @@ pub enum Input {
     Files(Vec<SourceSpec>),
     /// The input topics of a state folder written by `tickscale run`.
     Log(PathBuf),
-    // TODO: Kafka topics as input (issue 5's follow-up): a variant with brokers and topics,
-    // read to their current end and merged as `Log` is; nothing else here changes.
+    /// The input topics of a Kafka namespace, read from the start of every partition to its
+    /// current end and merged by event time; events before `since_us` (event time) are
+    /// skipped.
+    Kafka {
+        settings: crate::kafka::KafkaSettings,
+        since_us: Option<i64>,
+    },
 }
 
 /// One selected policy: its name in the report and the decide settings it runs with.

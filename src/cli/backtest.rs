@@ -24,8 +24,25 @@ pub struct BacktestArgs {
     #[command(flatten)]
     input: InputArgs,
     /// Replays the input topics of a state folder written by `tickscale run`, instead of files.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["ticks", "load"])]
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["ticks", "load", "brokers"])]
     from_log: Option<PathBuf>,
+    /// Replays the input topics of a Kafka namespace (--brokers, --namespace) from the start
+    /// of every partition to its current end, instead of files.
+    #[command(flatten)]
+    kafka: super::KafkaArgs,
+    /// With --brokers: the services whose load comes from a workload trace on the topics
+    /// (comma separated), as given to `tickscale run --brokers --traced`.
+    #[arg(
+        long,
+        value_name = "SERVICE",
+        value_delimiter = ',',
+        requires = "brokers"
+    )]
+    traced: Vec<String>,
+    /// With --brokers: skips the events before this event time (RFC 3339, for example
+    /// 2024-03-15T14:00:00Z).
+    #[arg(long, value_name = "TIME", requires = "brokers")]
+    since: Option<String>,
     /// The policies to compare, comma separated [default: hpa, keda-lag, holt-winters,
     /// conservative, balanced, aggressive, event-driven, ml-optimised]
     #[arg(long, value_name = "LIST")]
@@ -118,9 +135,10 @@ fn plan(args: &BacktestArgs) -> anyhow::Result<Replay> {
         "--price-per-pod-hour {price}: expected zero or a positive price"
     );
 
-    let (input, base, traced, input_names) = match &args.from_log {
-        Some(dir) => from_log(args, dir, &topology)?,
-        None => from_files(args, &mut topology)?,
+    let (input, base, traced, input_names) = match (&args.from_log, args.kafka.settings()) {
+        (Some(dir), _) => from_log(args, dir, &topology)?,
+        (None, Some(settings)) => from_kafka(args, settings, &topology)?,
+        (None, None) => from_files(args, &mut topology)?,
     };
     let policies = backtest::policies(args.policy.as_deref(), &base.decide)?;
     Ok(Replay {
@@ -160,26 +178,56 @@ fn from_log(
     topology: &Topology,
 ) -> anyhow::Result<Planned> {
     let (traced, bar_interval) = LogEvents::open(dir, &topology.topics)?.inputs_seen()?;
-    let window = match args.input.window {
-        Some(window) => window,
-        None => bar_interval.unwrap_or(0).max(DEFAULT_WINDOW_S),
-    };
-    anyhow::ensure!(
-        (1..=86_400).contains(&window),
-        "--window {window}: expected between 1 and 86400 seconds"
-    );
-    anyhow::ensure!(
-        (0..=86_400).contains(&args.input.allowed_lateness),
-        "--allowed-lateness {}: expected between 0 and 86400 seconds",
-        args.input.allowed_lateness
-    );
-    let mut base = StageConfig::default();
-    base.features.window_s = window;
-    base.features.allowed_lateness_s = args.input.allowed_lateness;
-    base.predict.window_s = window;
-    base.decide.decision_interval_s = window;
+    let base = base_config(&args.input, bar_interval)?;
     let names = vec![format!("log {}", dir.display())];
     Ok((Input::Log(dir.to_path_buf()), base, traced, names))
+}
+
+fn from_kafka(
+    args: &BacktestArgs,
+    settings: tickscale::kafka::KafkaSettings,
+    topology: &Topology,
+) -> anyhow::Result<Planned> {
+    anyhow::ensure!(
+        args.input.ticks.is_empty() && args.input.load.is_empty(),
+        "--brokers: a Kafka backtest reads its input from the topics; give either --brokers or \
+         files, not both"
+    );
+    for service in &args.traced {
+        anyhow::ensure!(
+            topology.service(service).is_some(),
+            "--traced {service}: no such service in the topology"
+        );
+    }
+    let since_us = match &args.since {
+        Some(text) => {
+            let time = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
+                format!("--since {text}: expected an RFC 3339 time such as 2024-03-15T14:00:00Z")
+            })?;
+            Some(time.timestamp_micros())
+        }
+        None => None,
+    };
+    let base = base_config(&args.input, None)?;
+    let mut names = vec![format!("kafka {}", settings.brokers)];
+    if !settings.namespace.is_empty() {
+        names[0].push_str(&format!(" namespace {}", settings.namespace));
+    }
+    if let Some(text) = &args.since {
+        names[0].push_str(&format!(" since {text}"));
+    }
+    let traced = args.traced.iter().cloned().collect();
+    Ok((Input::Kafka { settings, since_us }, base, traced, names))
+}
+
+/// Returns the stages' settings for a replay of recorded topics: `--window`, or else 15 s or
+/// the bar interval seen in the input when that is longer.
+fn base_config(input: &InputArgs, bar_interval: Option<i64>) -> anyhow::Result<StageConfig> {
+    super::run::check_numbers(input)?;
+    let window = input
+        .window
+        .unwrap_or_else(|| bar_interval.unwrap_or(0).max(DEFAULT_WINDOW_S));
+    input.stage_config(window)
 }
 
 /// Adds a general service for each `--load SERVICE=FILE` whose service the topology lacks and

@@ -314,7 +314,7 @@ fn default_window(sources: &[SourceSpec]) -> anyhow::Result<i64> {
 }
 
 /// Refuses numeric options that cannot mean anything, rather than bending them into range.
-fn check_numbers(args: &InputArgs) -> anyhow::Result<()> {
+pub(super) fn check_numbers(args: &InputArgs) -> anyhow::Result<()> {
     if let Some(window) = args.window {
         anyhow::ensure!(
             (1..=MAX_WINDOW_S).contains(&window),

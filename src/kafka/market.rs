@@ -18,7 +18,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 
-use crate::events::{Bar, FeatureVector, MarketContext, PodMetrics, QuoteTick, TradeTick};
+use crate::events::{
+    Bar, DeadLetter, FeatureVector, MarketContext, PodMetrics, QuoteTick, TradeTick,
+};
 use crate::ingest::SourceEvent;
 use crate::pipeline::{Codecs, Counters, MarketStage, Outbox, Routed};
 
@@ -201,54 +203,16 @@ impl Work {
         }
     }
 
-    /// Polls every input consumer for what it has, decoding into the lanes; returns how many
-    /// messages came.
+    /// Polls the inputs; a message that does not decode becomes a dead letter.
     fn fetch(&mut self, stage: &mut MarketStage) -> Result<usize, Error> {
-        let mut fetched = 0;
-        let Inputs {
-            consumers, lanes, ..
-        } = &mut self.inputs;
-        for (topic, consumer) in consumers.iter().enumerate() {
-            if !worth_polling(lanes, topic) {
-                continue;
-            }
-            for _ in 0..10_000 {
-                let message = match consumer.poll(Duration::ZERO) {
-                    None => break,
-                    Some(Ok(message)) => message,
-                    Some(Err(KafkaError::PartitionEOF(partition))) => {
-                        lane_mut(lanes, topic, partition).at_end = true;
-                        continue;
-                    }
-                    Some(Err(error)) => {
-                        tracing::warn!(%error, topic = INPUTS[topic], "Kafka consumer error; retrying.");
-                        break;
-                    }
-                };
-                fetched += 1;
-                let payload = message.payload().unwrap_or_default();
-                let lane = lane_mut(lanes, topic, message.partition());
-                lane.at_end = false;
-                if message.offset() < lane.resume_at {
-                    continue;
-                }
-                match io::decode_source(INPUTS[topic], payload, &self.framings, &self.codecs) {
-                    Ok(event) => {
-                        let ts = event_time(&event);
-                        lane.queue.push_back((ts, message.offset(), event));
-                    }
-                    Err(reason) => {
-                        let letter = io::dead_letter(
-                            message.topic(),
-                            message.partition(),
-                            message.offset(),
-                            reason,
-                            payload,
-                        );
-                        stage.on_dead_letter(&letter, &mut self.outbox)?;
-                    }
-                }
-            }
+        let mut letters = Vec::new();
+        let fetched = self
+            .inputs
+            .fetch(&self.framings, &self.codecs, &mut |letter| {
+                letters.push(letter)
+            });
+        for letter in letters {
+            stage.on_dead_letter(&letter, &mut self.outbox)?;
         }
         Ok(fetched)
     }
@@ -323,7 +287,8 @@ impl Inputs {
         let mut lanes = Vec::new();
         for (index, local) in INPUTS.iter().enumerate() {
             let topic = settings.topic(local);
-            let consumer = io::consumer(settings, &format!("{group}.market"), Quiet)?;
+            let consumer =
+                io::consumer(settings, &settings.topic(&format!("{group}.market")), Quiet)?;
             let partitions = io::partitions(&consumer, settings, &topic)?;
             let mut assignment = TopicPartitionList::new();
             for partition in 0..partitions as i32 {
@@ -367,6 +332,60 @@ impl Inputs {
         (lane.topic, lane.partition as usize)
     }
 
+    /// Polls every input consumer for what it has, decoding into the lanes and handing what
+    /// does not decode to `on_bad`; returns how many messages came.
+    fn fetch(
+        &mut self,
+        framings: &Framings,
+        codecs: &Codecs,
+        on_bad: &mut dyn FnMut(DeadLetter),
+    ) -> usize {
+        let mut fetched = 0;
+        let Self {
+            consumers, lanes, ..
+        } = self;
+        for (topic, consumer) in consumers.iter().enumerate() {
+            if !worth_polling(lanes, topic) {
+                continue;
+            }
+            for _ in 0..10_000 {
+                let message = match consumer.poll(Duration::ZERO) {
+                    None => break,
+                    Some(Ok(message)) => message,
+                    Some(Err(KafkaError::PartitionEOF(partition))) => {
+                        lane_mut(lanes, topic, partition).at_end = true;
+                        continue;
+                    }
+                    Some(Err(error)) => {
+                        tracing::warn!(%error, topic = INPUTS[topic], "Kafka consumer error; retrying.");
+                        break;
+                    }
+                };
+                fetched += 1;
+                let payload = message.payload().unwrap_or_default();
+                let lane = lane_mut(lanes, topic, message.partition());
+                lane.at_end = false;
+                if message.offset() < lane.resume_at {
+                    continue;
+                }
+                match io::decode_source(INPUTS[topic], payload, framings, codecs) {
+                    Ok(event) => {
+                        let ts = event_time(&event);
+                        lane.queue.push_back((ts, message.offset(), event));
+                    }
+                    Err(reason) => on_bad(io::dead_letter(
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        reason,
+                        payload,
+                    )),
+                }
+            }
+        }
+        fetched
+    }
+
     /// Takes the oldest head among the lanes, once every lane has a head or is caught up.
     fn next_ready(&mut self) -> Option<(usize, i64, SourceEvent)> {
         let mut best: Option<(i64, usize)> = None;
@@ -401,5 +420,57 @@ impl Inputs {
             consumer.commit(&list, rdkafka::consumer::CommitMode::Sync)?;
         }
         Ok(())
+    }
+}
+
+/// The input topics of a namespace as one stream in event-time order, read from the start of
+/// every partition to its current end: what a backtest replays. A message that does not decode
+/// comes out as an error with its topic, partition, offset and reason, and the stream goes on.
+pub struct TopicEvents {
+    inputs: Inputs,
+    framings: Framings,
+    codecs: Codecs,
+    bad: VecDeque<DeadLetter>,
+}
+
+impl TopicEvents {
+    /// Opens every input topic of `settings`' namespace.
+    ///
+    /// # Errors
+    /// Fails when a topic is missing or the registry cannot be reached.
+    pub fn open(settings: &KafkaSettings) -> Result<Self, Error> {
+        Ok(Self {
+            inputs: Inputs::open(settings, "tickscale-backtest", &[])?,
+            framings: settings.framings()?,
+            codecs: Codecs::default(),
+            bad: VecDeque::new(),
+        })
+    }
+}
+
+impl Iterator for TopicEvents {
+    type Item = Result<SourceEvent, DeadLetter>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(letter) = self.bad.pop_front() {
+                return Some(Err(letter));
+            }
+            if let Some((_, _, event)) = self.inputs.next_ready() {
+                return Some(Ok(event));
+            }
+            if self.inputs.all_caught_up() {
+                return None;
+            }
+            let bad = &mut self.bad;
+            let fetched = self
+                .inputs
+                .fetch(&self.framings, &self.codecs, &mut |letter| {
+                    bad.push_back(letter)
+                });
+            if fetched == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
     }
 }

@@ -72,7 +72,7 @@ fn key(group: &str, partition: i32) -> String {
 /// stops acknowledging.
 pub fn run(plan: &StagePlan<'_>) -> Result<ServiceReport, Error> {
     let topic = plan.settings.topic(FeatureVector::TOPIC);
-    let group = format!("{}.service", plan.group);
+    let group = plan.settings.topic(&format!("{}.service", plan.group));
     let consumer = io::consumer(plan.settings, &group, RebalanceLog::default())?;
     let partitions = io::partitions(&consumer, plan.settings, &topic)?;
     consumer.subscribe(&[&topic])?;

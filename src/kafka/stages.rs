@@ -33,7 +33,8 @@ pub struct StagePlan<'a> {
     pub config: &'a StageConfig,
     /// Services whose load comes from pod metrics (workload traces) rather than the market.
     pub traced: BTreeSet<String>,
-    /// The consumer group; the stages use `GROUP.market` and `GROUP.service`.
+    /// The consumer group; the stages use `GROUP.market` and `GROUP.service`, under the
+    /// namespace (`NS.GROUP.service`), so that pipelines sharing a cluster never share a group.
     pub group: String,
     /// Keeps waiting for new input instead of finishing at the end of the topics.
     pub follow: bool,
