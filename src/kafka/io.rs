@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -32,6 +32,8 @@ pub(crate) struct Deliveries {
     first_error: Mutex<Option<String>>,
     /// Per (topic, partition), one past the highest offset delivered.
     ends: Mutex<BTreeMap<(String, i32), i64>>,
+    /// Messages whose delivery report has been recorded, delivered or failed.
+    settled: AtomicU64,
 }
 
 impl ClientContext for Deliveries {}
@@ -56,6 +58,8 @@ impl ProducerContext for Deliveries {
                 }
             }
         }
+        // Last, so that whoever sees the count also sees what was recorded above.
+        self.settled.fetch_add(1, Ordering::Release);
     }
 }
 
@@ -91,6 +95,8 @@ pub(crate) struct Output {
     framings: Framings,
     /// Topology topic name to cluster topic name and schema name.
     topics: BTreeMap<&'static str, (String, &'static str)>,
+    /// Messages handed to the producer.
+    sent: AtomicU64,
 }
 
 impl Output {
@@ -115,6 +121,7 @@ impl Output {
             settings: settings.clone(),
             framings: settings.framings()?,
             topics,
+            sent: AtomicU64::new(0),
         })
     }
 
@@ -158,7 +165,10 @@ impl Output {
         record.partition = partition;
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.sent.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     std::thread::sleep(Duration::from_millis(5));
@@ -189,7 +199,17 @@ impl Output {
     /// # Errors
     /// Fails when a delivery failed or the broker did not answer within two minutes.
     pub(crate) fn flush(&self) -> Result<(), Error> {
-        if self.producer.flush(FLUSH_TIMEOUT).is_err() {
+        // The producer's own flush polls in steps of 100 ms, which a stage that checkpoints
+        // often would wait out every time. The producer's thread serves the delivery reports;
+        // this waits until every message sent has had its report recorded.
+        let started = Instant::now();
+        let sent = self.sent.load(Ordering::Relaxed);
+        let deliveries = self.producer.context();
+        let unsettled = || sent > deliveries.settled.load(Ordering::Acquire);
+        while unsettled() && started.elapsed() < FLUSH_TIMEOUT {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if unsettled() {
             return Err(Error::Timeout {
                 what: format!(
                     "{} to acknowledge {} messages",
@@ -199,7 +219,6 @@ impl Output {
                 seconds: FLUSH_TIMEOUT.as_secs(),
             });
         }
-        let deliveries = self.producer.context();
         if deliveries.failed.load(Ordering::Relaxed) > 0 {
             let reason = deliveries
                 .first_error
@@ -233,6 +252,15 @@ pub(crate) fn consumer<C: ConsumerContext>(
         .set("heartbeat.interval.ms", "1000")
         .set("auto.offset.reset", "earliest")
         .set("fetch.message.max.bytes", "16000000")
+        // A fetch at the end of a partition waits this long for new messages before the
+        // broker answers empty (librdkafka's default is 500 ms). The stages merge several
+        // topics and check for their ends, so every such wait would stall them; 20 ms costs
+        // an idle consumer a few more requests a second.
+        .set("fetch.wait.max.ms", "20")
+        // And after an empty or failed fetch, librdkafka waits 500 ms before the next one,
+        // and a second when its local queue is full; both would stall a merge of topics.
+        .set("fetch.error.backoff.ms", "20")
+        .set("fetch.queue.backoff.ms", "20")
         .create_with_context(context)?)
 }
 

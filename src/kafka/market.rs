@@ -82,13 +82,16 @@ pub(crate) fn key(group: &str) -> String {
 }
 
 /// Returns, once the market stage of `plan`'s group has finished its input, the end of what it
-/// wrote to each partition of `features`; None while it has not.
+/// wrote to each partition of `features`; None while it has not. `snapshots` are the newest
+/// snapshots on the state topic ([`snapshot::load`]).
 ///
 /// # Errors
-/// Fails when the state topic cannot be read.
-pub(crate) fn finished_ends(plan: &StagePlan<'_>) -> Result<Option<BTreeMap<i32, i64>>, Error> {
+/// Fails when the market stage's snapshot does not decode.
+pub(crate) fn finished_ends(
+    plan: &StagePlan<'_>,
+    snapshots: &BTreeMap<String, Vec<u8>>,
+) -> Result<Option<BTreeMap<i32, i64>>, Error> {
     let key = key(&plan.group);
-    let snapshots = snapshot::load(plan.settings, &key)?;
     let Some(bytes) = snapshots.get(&key) else {
         return Ok(None);
     };

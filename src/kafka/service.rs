@@ -32,9 +32,14 @@ use super::stages::{fingerprint, StagePlan};
 use super::{market, snapshot, Error, Framings};
 
 /// Without input for this long, a run that does not follow asks whether it is finished.
-const IDLE_BEFORE_CHECK: Duration = Duration::from_millis(300);
+const IDLE_BEFORE_CHECK: Duration = Duration::from_millis(100);
 /// How often a finished-looking run asks whether the market stage is done.
-const DONE_CHECK_EVERY: Duration = Duration::from_secs(1);
+const DONE_CHECK_EVERY: Duration = Duration::from_millis(250);
+
+/// How long the unfinished partitions of a finished input may stay where they are before this
+/// process rejoins the group: beyond the session timeout, after which a dead member's
+/// partitions are free.
+const REJOIN_AFTER: Duration = Duration::from_secs(15);
 
 /// One partition's snapshot.
 #[derive(Serialize, Deserialize)]
@@ -120,6 +125,7 @@ impl Work {
     fn drive(&mut self, plan: &StagePlan<'_>) -> Result<(), Error> {
         let mut last_input = Instant::now();
         let mut last_done_check: Option<Instant> = None;
+        let mut stalled: Option<(Vec<i64>, Instant)> = None;
         loop {
             if plan.stopped() {
                 return self.checkpoint(plan);
@@ -149,34 +155,65 @@ impl Work {
                 continue;
             }
             last_done_check = Some(Instant::now());
-            let Some(ends) = market::finished_ends(plan)? else {
+            // One scan of the state topic answers both questions.
+            let snapshots = snapshot::load(plan.settings, "")?;
+            let Some(ends) = market::finished_ends(plan, &snapshots)? else {
                 continue;
             };
-            if self.read_all(plan, &ends)? {
+            let positions = self.positions(plan, &snapshots)?;
+            let finished = positions.iter().enumerate().all(|(partition, position)| {
+                *position >= ends.get(&(partition as i32)).copied().unwrap_or(0)
+            });
+            if finished {
                 return self.checkpoint(plan);
+            }
+            // A member that died may keep its partitions in the group for as long as the
+            // broker takes to notice (some brokers never reassign them until a member
+            // rejoins), so a process that sees no progress for a while rejoins.
+            if stalled.as_ref().is_none_or(|(seen, _)| *seen != positions) {
+                stalled = Some((positions, Instant::now()));
+            } else if stalled
+                .as_ref()
+                .is_some_and(|(_, since)| since.elapsed() > REJOIN_AFTER)
+            {
+                self.rejoin(plan)?;
+                stalled = None;
             }
         }
     }
 
-    /// Returns true when every partition, this process's or another's, has been processed up
-    /// to `ends`, what the finished market stage wrote. A process leaves only then, so that a
-    /// partition held by a member that died is taken over once the group notices.
-    fn read_all(&self, plan: &StagePlan<'_>, ends: &BTreeMap<i32, i64>) -> Result<bool, Error> {
-        let prefix = format!("service/{}/", plan.group);
-        let stored = snapshot::load(plan.settings, &prefix)?;
-        for partition in 0..self.partitions as i32 {
-            let end = ends.get(&partition).copied().unwrap_or(0);
-            let key = key(&plan.group, partition);
-            let position = match (self.slots.get(&partition), stored.get(&key)) {
-                (Some(slot), _) => slot.state.next_offset,
-                (None, Some(bytes)) => snapshot::decode::<Snapshot>(&key, bytes)?.next_offset,
-                (None, None) => 0,
-            };
-            if position < end {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+    /// Returns, per partition, how far it has been processed, by this process or (from its
+    /// snapshot) by another. Once every position reaches the ends the finished market stage
+    /// wrote, the process leaves; not before, so that a partition held by a member that died
+    /// is taken over once the group notices.
+    fn positions(
+        &self,
+        plan: &StagePlan<'_>,
+        stored: &BTreeMap<String, Vec<u8>>,
+    ) -> Result<Vec<i64>, Error> {
+        (0..self.partitions as i32)
+            .map(|partition| {
+                let key = key(&plan.group, partition);
+                Ok(match (self.slots.get(&partition), stored.get(&key)) {
+                    (Some(slot), _) => slot.state.next_offset,
+                    (None, Some(bytes)) => snapshot::decode::<Snapshot>(&key, bytes)?.next_offset,
+                    (None, None) => 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Leaves the group and joins it again, after saving what this process holds.
+    fn rejoin(&mut self, plan: &StagePlan<'_>) -> Result<(), Error> {
+        tracing::info!(
+            "Partitions left unfinished by another member have not moved; asking the group \
+             to reassign them."
+        );
+        self.checkpoint(plan)?;
+        self.consumer.unsubscribe();
+        self.consumer
+            .subscribe(&[&plan.settings.topic(FeatureVector::TOPIC)])?;
+        Ok(())
     }
 
     /// Acts on what the group changed during the last poll: lost partitions are dropped

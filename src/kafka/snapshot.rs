@@ -46,7 +46,11 @@ pub(crate) fn load(
                     newest.insert(key.into_owned(), value);
                 }
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(newest),
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::debug!(prefix, seconds, keys = newest.len(), "State topic scanned.");
+                return Ok(newest);
+            }
             Some(Err(error)) => return Err(error.into()),
             None => {}
         }
