@@ -30,15 +30,8 @@ pub struct BacktestArgs {
     /// of every partition to its current end, instead of files.
     #[command(flatten)]
     kafka: super::KafkaArgs,
-    /// With --brokers: the services whose load comes from a workload trace on the topics
-    /// (comma separated), as given to `tickscale run --brokers --traced`.
-    #[arg(
-        long,
-        value_name = "SERVICE",
-        value_delimiter = ',',
-        requires = "brokers"
-    )]
-    traced: Vec<String>,
+    #[command(flatten)]
+    traced: super::TracedArgs,
     /// With --brokers: skips the events before this event time (RFC 3339, for example
     /// 2024-03-15T14:00:00Z).
     #[arg(long, value_name = "TIME", requires = "brokers")]
@@ -193,12 +186,7 @@ fn from_kafka(
         "--brokers: a Kafka backtest reads its input from the topics; give either --brokers or \
          files, not both"
     );
-    for service in &args.traced {
-        anyhow::ensure!(
-            topology.service(service).is_some(),
-            "--traced {service}: no such service in the topology"
-        );
-    }
+    let traced = args.traced.services(topology)?;
     let since_us = match &args.since {
         Some(text) => {
             let time = chrono::DateTime::parse_from_rfc3339(text).with_context(|| {
@@ -216,7 +204,6 @@ fn from_kafka(
     if let Some(text) = &args.since {
         names[0].push_str(&format!(" since {text}"));
     }
-    let traced = args.traced.iter().cloned().collect();
     Ok((Input::Kafka { settings, since_us }, base, traced, names))
 }
 

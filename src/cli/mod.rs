@@ -88,6 +88,36 @@ impl KafkaArgs {
     }
 }
 
+/// The services of a Kafka run or replay whose load comes from workload traces on the topics.
+#[derive(Debug, Clone, clap::Args)]
+struct TracedArgs {
+    /// With --brokers: services whose load comes from pod metrics (workload traces published
+    /// with `tickscale produce --load SERVICE=FILE`) instead of the market.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "SERVICE",
+        requires = "brokers"
+    )]
+    traced: Vec<String>,
+}
+
+impl TracedArgs {
+    /// Returns the services named, each checked against `topology`.
+    fn services(
+        &self,
+        topology: &tickscale::topology::Topology,
+    ) -> anyhow::Result<std::collections::BTreeSet<String>> {
+        for service in &self.traced {
+            anyhow::ensure!(
+                topology.service(service).is_some(),
+                "--traced {service}: no such service in the topology"
+            );
+        }
+        Ok(self.traced.iter().cloned().collect())
+    }
+}
+
 impl StateArgs {
     fn topology(&self) -> anyhow::Result<tickscale::topology::Topology> {
         Ok(match &self.topology {

@@ -29,15 +29,8 @@ pub struct KafkaRunArgs {
     /// topics; Ctrl-C stops after a last checkpoint.
     #[arg(long, requires = "brokers")]
     follow: bool,
-    /// With --brokers: services whose load comes from pod metrics (workload traces published
-    /// with `tickscale produce --load SERVICE=FILE`) instead of the market.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        value_name = "SERVICE",
-        requires = "brokers"
-    )]
-    traced: Vec<String>,
+    #[command(flatten)]
+    traced: super::TracedArgs,
     /// With --brokers: input messages between checkpoints.
     #[arg(
         long,
@@ -54,12 +47,7 @@ pub fn run(
     topology: &Topology,
     config: &StageConfig,
 ) -> anyhow::Result<()> {
-    for service in &args.traced {
-        anyhow::ensure!(
-            topology.service(service).is_some(),
-            "--traced {service}: no such service in the topology"
-        );
-    }
+    let traced = args.traced.services(topology)?;
     anyhow::ensure!(
         args.kafka_checkpoint_every >= 1,
         "--kafka-checkpoint-every 0: expected at least one message between checkpoints"
@@ -77,7 +65,7 @@ pub fn run(
         settings,
         topology,
         config,
-        traced: args.traced.iter().cloned().collect(),
+        traced,
         group: args.group.clone(),
         follow: args.follow,
         checkpoint_every: args.kafka_checkpoint_every,
