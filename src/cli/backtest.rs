@@ -197,14 +197,19 @@ fn from_kafka(
         None => None,
     };
     let base = base_config(&args.input, None)?;
-    let mut names = vec![format!("kafka {}", settings.brokers)];
+    let mut name = format!("kafka {}", settings.brokers);
     if !settings.namespace.is_empty() {
-        names[0].push_str(&format!(" namespace {}", settings.namespace));
+        name += &format!(" namespace {}", settings.namespace);
     }
     if let Some(text) = &args.since {
-        names[0].push_str(&format!(" since {text}"));
+        name += &format!(" since {text}");
     }
-    Ok((Input::Kafka { settings, since_us }, base, traced, names))
+    Ok((
+        Input::Kafka { settings, since_us },
+        base,
+        traced,
+        vec![name],
+    ))
 }
 
 /// Returns the stages' settings for a replay of recorded topics: `--window`, or else 15 s or

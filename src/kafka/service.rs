@@ -170,14 +170,14 @@ impl Work {
             // A member that died may keep its partitions in the group for as long as the
             // broker takes to notice (some brokers never reassign them until a member
             // rejoins), so a process that sees no progress for a while rejoins.
-            if stalled.as_ref().is_none_or(|(seen, _)| *seen != positions) {
-                stalled = Some((positions, Instant::now()));
-            } else if stalled
-                .as_ref()
-                .is_some_and(|(_, since)| since.elapsed() > REJOIN_AFTER)
-            {
-                self.rejoin(plan)?;
-                stalled = None;
+            match &stalled {
+                Some((seen, since)) if *seen == positions => {
+                    if since.elapsed() > REJOIN_AFTER {
+                        self.rejoin(plan)?;
+                        stalled = None;
+                    }
+                }
+                _ => stalled = Some((positions, Instant::now())),
             }
         }
     }
